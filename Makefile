@@ -1,0 +1,45 @@
+# PRISM: make run (server with every dashboard and the API), make test (the whole suite), make lab.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5006
+# CPU build of PyTorch: an unpinned torch would pull a multi-GB CUDA build.
+TORCH_CPU ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lab lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip wheel
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install "$(TORCH_CPU)"
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/prism serve --port $(PORT)
+
+lab: install
+	$(BIN)/python -m pip install -e ".[lab]"
+	$(BIN)/jupyter lab notebooks/
+
+# pytest exits 5 when it collects nothing; treat that as a failure of the suite's wiring, not as "passed".
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check prism_kernels widgets tests benchmarks
+	$(BIN)/ruff format --check prism_kernels widgets tests benchmarks
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

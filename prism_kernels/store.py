@@ -1,0 +1,192 @@
+"""Persistence: JSON documents and NumPy arrays by kind and id, in one SQLite file.
+
+The default store lives at ``$PRISM_DATA_DIR/prism.sqlite`` (WAL journal, so readers do
+not block the writer and a crash mid-write loses nothing committed); ``":memory:"`` is for
+tests and notebooks. Each kind is bounded (count and/or age): the oldest documents of a
+kind are dropped when it grows past its bound, so a long-running server does not grow
+without limit.
+
+Every write is one transaction: an interrupted or failed write leaves what was stored before.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prism_kernels.errors import InvalidInput, NotFound
+
+DEFAULT_MAX_ITEMS = 10_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How much of one kind is kept: at most ``max_items`` documents, none older than ``max_age_s``."""
+
+    max_items: int | None = DEFAULT_MAX_ITEMS
+    max_age_s: float | None = None
+
+
+def _encode_arrays(arrays: dict[str, np.ndarray] | None) -> bytes | None:
+    if not arrays:
+        return None
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def _decode_arrays(blob: bytes | None) -> dict[str, np.ndarray]:
+    if not blob:
+        return {}
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class Store:
+    """Documents (JSON-able dicts) plus optional named arrays, keyed by ``(kind, id)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        SQLite file, or ``":memory:"``. Parent folders are created.
+    bounds : dict of str to Bound, optional
+        Per-kind bounds; kinds not listed get ``Bound()`` (10,000 documents).
+
+    Notes
+    -----
+    Thread-safe: one connection guarded by a lock (the server calls it from executor
+    threads). Ids are strings; integers are accepted and converted.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", bounds: dict[str, Bound] | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS docs (kind TEXT NOT NULL, id TEXT NOT NULL, "
+            "created REAL NOT NULL, updated REAL NOT NULL, doc TEXT NOT NULL, arrays BLOB, "
+            "PRIMARY KEY (kind, id))"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS docs_kind_created ON docs (kind, created)")
+        self.bounds: dict[str, Bound] = dict(bounds or {})
+
+    @classmethod
+    def from_env(cls) -> Store:
+        """The store under ``$PRISM_DATA_DIR`` (in memory when unset)."""
+        data_dir = os.environ.get("PRISM_DATA_DIR")
+        if not data_dir:
+            return cls(":memory:")
+        return cls(Path(data_dir) / "prism.sqlite")
+
+    def set_bound(self, kind: str, bound: Bound) -> None:
+        self.bounds[kind] = bound
+
+    def put(
+        self,
+        kind: str,
+        id: str | int,
+        doc: dict[str, Any],
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Insert or replace one document (and its arrays) atomically, then apply the kind's bound."""
+        try:
+            text = json.dumps(doc, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(kind, f"cannot be stored as JSON: {exc}") from exc
+        blob = _encode_arrays(arrays)
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT created FROM docs WHERE kind=? AND id=?", (kind, str(id))
+                ).fetchone()
+                created = row[0] if row else now
+                self._db.execute(
+                    "INSERT OR REPLACE INTO docs (kind, id, created, updated, doc, arrays) VALUES (?,?,?,?,?,?)",
+                    (kind, str(id), created, now, text, blob),
+                )
+                self._enforce_bound(kind, now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _enforce_bound(self, kind: str, now: float) -> None:
+        bound = self.bounds.get(kind, Bound())
+        if bound.max_age_s is not None:
+            self._db.execute("DELETE FROM docs WHERE kind=? AND updated < ?", (kind, now - bound.max_age_s))
+        if bound.max_items is not None:
+            self._db.execute(
+                "DELETE FROM docs WHERE kind=? AND rowid NOT IN (SELECT rowid FROM docs WHERE kind=? "
+                "ORDER BY created DESC, rowid DESC LIMIT ?)",
+                (kind, kind, bound.max_items),
+            )
+
+    def get(self, kind: str, id: str | int) -> dict[str, Any]:
+        """The document stored under ``(kind, id)``; raises :class:`NotFound`."""
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+        if row is None:
+            raise NotFound(kind, id)
+        return json.loads(row[0])
+
+    def get_arrays(self, kind: str, id: str | int) -> dict[str, np.ndarray]:
+        """The arrays stored with ``(kind, id)`` (empty dict when none); raises :class:`NotFound`."""
+        with self._lock:
+            row = self._db.execute("SELECT arrays FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+        if row is None:
+            raise NotFound(kind, id)
+        return _decode_arrays(row[0])
+
+    def exists(self, kind: str, id: str | int) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+                is not None
+            )
+
+    def list(self, kind: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict[str, Any]]]:
+        """``(id, doc)`` pairs of a kind, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, doc FROM docs WHERE kind=? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                (kind, -1 if limit is None else int(limit), int(offset)),
+            ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM docs WHERE kind=?", (kind,)).fetchone()[0]
+
+    def delete(self, kind: str, id: str | int) -> bool:
+        """Delete one document; ``True`` when something was deleted."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM docs WHERE kind=? AND id=?", (kind, str(id)))
+        return cur.rowcount > 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

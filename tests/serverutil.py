@@ -1,0 +1,97 @@
+"""Start a real PRISM server on a free loopback port for a test, and stop it afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+KEYS = {"admin": "admin-key-0001", "user": "user-key-00001", "readonly": "readonly-key-01"}
+API_KEYS_ENV = ",".join(f"{k}:{role}" for role, k in KEYS.items())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PrismServer:
+    """A ``prism serve`` subprocess. Use as a context manager or call start()/stop()."""
+
+    data_dir: Path | None = None
+    rate_limit: float = 10_000
+    max_body_mb: float | None = None
+    dashboards: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 90.0) -> PrismServer:
+        self.port = free_port()
+        env = {**os.environ, "PRISM_API_KEYS": API_KEYS_ENV, "PRISM_RATE_LIMIT": str(self.rate_limit),
+               "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env.pop("PRISM_DATA_DIR", None)
+        args = [sys.executable, "-m", "widgets.cli", "serve", "--address", "127.0.0.1", "--port", str(self.port)]
+        if self.data_dir is not None:
+            args += ["--data-dir", str(self.data_dir)]
+        if self.max_body_mb is not None:
+            args += ["--max-body-mb", str(self.max_body_mb)]
+        if not self.dashboards:
+            args.append("--no-dashboards")
+        log_dir = Path(os.environ.get("PRISM_TEST_LOGS", "test-artifacts/server-logs"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"server did not answer /health within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def client(self, role: str | None = "user", **kw) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60.0), **kw)
+
+    def __enter__(self) -> PrismServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

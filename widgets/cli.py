@@ -1,0 +1,97 @@
+"""The ``prism`` command: ``prism serve`` (dashboards + API) and ``prism batch`` (notebook runs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _cap_blas_threads() -> None:
+    # Several requests compute at once in the executor; one BLAS thread each avoids
+    # oversubscription (measured: it halved throughput otherwise). Must precede numpy's import.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _cap_blas_threads()
+    import logging
+    from pathlib import Path
+
+    from widgets.server.config import ConfigError, Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.backend:
+        os.environ["PRISM_BACKEND"] = args.backend
+    try:
+        settings = Settings.from_env(
+            address=args.address,
+            port=args.port,
+            auth=False if args.no_auth else None,
+            rate_limit=args.rate_limit,
+            max_body_mb=args.max_body_mb,
+            data_dir=Path(args.data_dir) if args.data_dir else None,
+            dashboards=False if args.no_dashboards else None,
+        )
+        from prism_kernels.backend import resolve_backend
+
+        resolve_backend()
+    except (ConfigError, ValueError, RuntimeError) as exc:
+        print(f"prism serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.generated_key:
+        print(
+            "No PRISM_API_KEYS set: generated an admin key for this run (shown once):\n"
+            f"    {settings.generated_key}\n"
+            "Send it as 'Authorization: Bearer <key>'. Set PRISM_API_KEYS=key:role,... to choose keys.",
+            flush=True,
+        )
+    if not settings.auth:
+        print("Serving the API WITHOUT authentication (--no-auth).", flush=True)
+    print(f"PRISM on http://{settings.address}:{settings.port}/", flush=True)
+    from widgets.server.app import serve
+
+    serve(settings, show=args.show)
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from widgets.batch_cli import run_batch_cli
+
+    return run_batch_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prism", description="PRISM analysis kernels: server and batch runs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve every dashboard, the REST API and the WebSocket")
+    s.add_argument("--address", default=None, help="interface to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port (default 5006)")
+    s.add_argument("--no-auth", action="store_true", help="serve the API without keys (personal use only)")
+    s.add_argument("--rate-limit", type=float, default=None, help="requests/s per key (PRISM_RATE_LIMIT)")
+    s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (PRISM_MAX_BODY_MB)")
+    s.add_argument("--data-dir", default=None, help="where the store lives (PRISM_DATA_DIR)")
+    s.add_argument("--backend", default=None, choices=["auto", "numpy", "torch", "cupy"],
+                   help="array backend (PRISM_BACKEND)")
+    s.add_argument("--no-dashboards", action="store_true", help="API only")
+    s.add_argument("--show", action="store_true", help="open a browser")
+    s.set_defaults(func=_serve)
+
+    try:
+        from widgets.batch_cli import add_batch_parser
+
+        add_batch_parser(sub, _batch)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

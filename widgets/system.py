@@ -137,7 +137,7 @@ class SystemViewer(DomainViewer):
         controls = pn.Param(
             self,
             parameters=["window_s", "benchmark_type", "workload_size", "dtype", "run"],
-            widgets={"run": {"type": pn.widgets.Button, "button_type": "primary"}},
+            widgets={"run": {"type": pn.widgets.Button}},
             show_name=False,
         )
         return [self.device_card(), controls, pn.pane.Markdown(self.param.status)]

@@ -87,8 +87,16 @@ def test_bearer_wins_over_x_api_key(server):
         assert_json_error(r, 403)
 
 
-def test_rate_limit_429_after_burst():
-    with PrismServer(rate_limit=5, dashboards=False) as srv, srv.client("user") as c:
+@pytest.fixture(scope="module")
+def strict_server():
+    """A server with tight limits: 5 requests/s per key (burst 5) and 1 MB bodies."""
+    with PrismServer(rate_limit=5, max_body_mb=1, dashboards=False) as srv:
+        yield srv
+
+
+def test_rate_limit_429_after_burst(strict_server):
+    srv = strict_server
+    with srv.client("user") as c:
         statuses = []
         for _ in range(15):
             r = c.get("/api/v1/gpu/status")
@@ -103,12 +111,12 @@ def test_rate_limit_429_after_burst():
         assert statuses[:5] == [200] * 5
         assert 429 in statuses
         # Another key has its own bucket.
-        with srv.client("admin") as other:
+        with srv.client("readonly") as other:
             assert other.get("/api/v1/gpu/status").status_code == 200
 
 
-def test_413_json_for_oversized_body():
-    with PrismServer(max_body_mb=1, dashboards=False) as srv, srv.client("user") as c:
+def test_413_json_for_oversized_body(strict_server):
+    with strict_server.client("admin") as c:
         big = b'{"workload_size": 64, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
         r = c.post("/api/v1/gpu/benchmark", content=big, headers={"Content-Type": "application/json"})
         body = assert_json_error(r, 413)

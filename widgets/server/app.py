@@ -304,10 +304,13 @@ def tornado_routes() -> list[tuple]:
     return app.tornado_routes()
 
 
-def serve(settings: Settings, show: bool = False) -> None:
-    """Start the server and block until it is stopped (Ctrl-C or SIGTERM)."""
-    import signal
+def build_server(settings: Settings, show: bool = False, loop: IOLoop | None = None,
+                 verbose: bool = True) -> tuple[ServerApp, Any]:
+    """The :class:`ServerApp` and the (not yet started) Panel/Bokeh server carrying its routes.
 
+    ``loop`` is the IOLoop it runs on (default: the current one); :func:`serve` runs it in the
+    foreground, :mod:`widgets.server.background` in a thread of a notebook.
+    """
     import panel as pn
 
     from widgets.registry import dashboards
@@ -326,11 +329,21 @@ def serve(settings: Settings, show: bool = False) -> None:
         address=settings.address,
         show=show,
         start=False,
+        loop=loop,
+        verbose=verbose,
         extra_patterns=app.tornado_routes(),
         websocket_origin=origins,
         title={d["slug"]: d["title"] for d in app.dashboards},
         websocket_max_message_size=max(settings.max_body_bytes, 20 * 2**20),
     )
+    return app, server
+
+
+def serve(settings: Settings, show: bool = False) -> None:
+    """Start the server and block until it is stopped (Ctrl-C or SIGTERM)."""
+    import signal
+
+    app, server = build_server(settings, show=show)
     loop = IOLoop.current()
     app.start_background(loop)
 

@@ -128,7 +128,10 @@ def asarray(x: Any, backend: str | None = None, dtype: Any = None) -> Any:
         if is_torch_array(x):
             t = x
         else:
-            t = torch.as_tensor(to_numpy(x))
+            host = to_numpy(x)
+            if not host.flags.writeable:  # torch wants writable memory; copy rather than warn
+                host = host.copy()
+            t = torch.as_tensor(host)
         if dtype is not None:
             t = t.to(getattr(torch, np.dtype(dtype).name))
         return t.to(_torch_device())

@@ -11,17 +11,31 @@ footprint pixels that lie inside the frame (pixels outside the frame do not coun
 
 Algorithm
 ---------
-The window slides down the rows. Each step removes the pixels that leave the footprint
-and adds those that enter it (two per footprint column for a disk or a square), and keeps
-``S = sum_v c_v log2 c_v`` up to date from a table of ``f(c+1) - f(c)``. All columns of
-the frame, and ``K`` independent horizontal strips of rows, advance together, so one step
-is a handful of gathers and scatters over ``K * W`` histograms: vectorised on a CPU, and
-one kernel per step on a GPU. Arithmetic is exact integer counting; ``S`` is accumulated
-in float64 from a fresh start at each strip.
+Compiled (numba, when installed: the default path). Rows are independent: along each
+row the window moves one column at a time, and each step removes, for every run of
+footprint cells in a footprint row, the pixel leaving at its left edge and adds the one
+entering at its right edge (two pixels per footprint row for a disk or a square). The
+row keeps a histogram of the levels in the footprint, the count ``N`` of in-frame
+footprint pixels and ``S = sum_v c_v log2 c_v``, updated from a table of
+``f(c+1) - f(c)`` with ``f(c) = c log2 c``; pixels outside the frame are skipped (bounds
+are only tested near the borders). Counting is exact integer arithmetic; ``S`` is float64,
+restarted at each row, and the result agrees with scikit-image to ~1e-13 bits. The rows
+are split into contiguous blocks run on a thread pool (the kernel releases the GIL), one
+histogram of ``n_levels`` int32 per thread. The kernel is compiled on the first call in
+a process (several seconds: 13-21 s measured on a heavily loaded 2-core machine), and
+cached on disk by numba where the package directory or the user cache directory is
+writable, so later processes load it in about a second (editing this file invalidates
+the cache).
 
-On the host each step is ``ufunc.at`` and ``take`` over the count tables (uint8 counts
-when the footprint holds fewer than 255 pixels, so a table stays cache-resident). The same
-step is a gather/scatter kernel on a GPU (cuCIM-style); this module keeps the NumPy form.
+NumPy fallback (when numba is not importable): the window slides down the rows instead;
+all columns of the frame, and ``K`` independent horizontal strips of rows, advance
+together, so one step is a handful of ``ufunc.at`` and ``take`` calls over ``K * W``
+count tables (uint8 counts when the footprint holds fewer than 255 pixels, so a table
+stays cache-resident). It is about 4-6x faster than ``skimage.filters.rank.entropy`` on
+a 1024x1024 uint8 frame with a disk of radius 7; the compiled path is well above 10x.
+
+PyTorch and CuPy inputs are copied to the host at this edge and the map is copied back
+to the input's library (no device kernel in this module).
 
 Levels
 ------
@@ -37,6 +51,9 @@ Levels
 
 from __future__ import annotations
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -107,8 +124,8 @@ def quantize(
     return np.clip(codes, 0, bins - 1).astype(np.int32), int(bins)
 
 
-def _sliding_entropy(codes: np.ndarray, n_levels: int, fp: np.ndarray) -> np.ndarray:
-    """Entropy (bits) of integer ``codes`` in ``[0, n_levels)`` over the footprint ``fp``."""
+def _sliding_entropy_numpy(codes: np.ndarray, n_levels: int, fp: np.ndarray) -> np.ndarray:
+    """NumPy fallback of :func:`_sliding_entropy` (vertical slide, vectorised over columns)."""
     h, w = codes.shape
     fh, fw = fp.shape
     cy, cx = fh // 2, fw // 2
@@ -193,6 +210,166 @@ def _slide_block(padded: np.ndarray, h: int, n_levels: int, fp: np.ndarray) -> n
     return out
 
 
+def _rows_kernel(flat, h, w, n_levels, ci, cj, li, lj, ei, ej, cy, cx, y0, y1, out):
+    """Entropy of rows ``y0 <= y < y1`` into ``out`` (compiled by numba; see the docstring).
+
+    ``flat`` holds the level codes (C order, ``h * w``); ``(ci, cj)`` are the footprint
+    cells, ``(li, lj)`` the left edges of its runs (the cells whose left neighbour is not
+    in the footprint) and ``(ei, ej)`` the right edges, in the same run order.
+    """
+    p = ci.size
+    m = li.size
+    hist = np.zeros(n_levels, np.int32)
+    d = np.empty(p + 1)  # d[c] = f(c + 1) - f(c), f(c) = c log2 c
+    lg = np.zeros(p + 1)
+    for c in range(p + 1):
+        f0 = c * math.log2(c) if c > 0 else 0.0
+        d[c] = (c + 1) * math.log2(c + 1) - f0
+        if c > 0:
+            lg[c] = math.log2(c)
+    loff = np.empty(m, np.int64)
+    eoff = np.empty(m, np.int64)
+    xa = 1
+    xb = w - 1
+    for k in range(m):
+        loff[k] = (li[k] - cy) * w + (lj[k] - 1 - cx)
+        eoff[k] = (ei[k] - cy) * w + (ej[k] - cx)
+        xa = max(xa, 1 + cx - lj[k])
+        xb = min(xb, w - 1 + cx - ej[k])
+    top = 0
+    bottom = 0
+    for k in range(p):
+        top = max(top, cy - ci[k])
+        bottom = max(bottom, ci[k] - cy)
+    for y in range(y0, y1):
+        s = 0.0
+        n = 0
+        for k in range(p):
+            yy = y + ci[k] - cy
+            xx = cj[k] - cx
+            if 0 <= yy < h and 0 <= xx < w:
+                v = flat[yy * w + xx]
+                c = hist[v]
+                s += d[c]
+                hist[v] = c + 1
+                n += 1
+        inner = y >= top and y + bottom < h
+        for x in range(w):
+            if x > 0:
+                if inner and xa <= x <= xb:
+                    base = y * w + x
+                    a0 = 0.0
+                    a1 = 0.0
+                    for k in range(m):
+                        v = flat[base + loff[k]]
+                        c = hist[v] - 1
+                        hist[v] = c
+                        a0 -= d[c]
+                        v = flat[base + eoff[k]]
+                        c = hist[v]
+                        hist[v] = c + 1
+                        a1 += d[c]
+                    s += a0 + a1
+                else:
+                    for k in range(m):
+                        yy = y + li[k] - cy
+                        xx = x - 1 + lj[k] - cx
+                        if 0 <= yy < h and 0 <= xx < w:
+                            v = flat[yy * w + xx]
+                            c = hist[v] - 1
+                            hist[v] = c
+                            s -= d[c]
+                            n -= 1
+                    for k in range(m):
+                        yy = y + ei[k] - cy
+                        xx = x + ej[k] - cx
+                        if 0 <= yy < h and 0 <= xx < w:
+                            v = flat[yy * w + xx]
+                            c = hist[v]
+                            hist[v] = c + 1
+                            s += d[c]
+                            n += 1
+            e = lg[n] - s / n if n > 0 else 0.0
+            out[y, x] = e if e > 1e-12 else 0.0  # float rounding for a single level
+        for k in range(p):  # empty the histogram for the next row
+            yy = y + ci[k] - cy
+            xx = w - 1 + cj[k] - cx
+            if 0 <= yy < h and 0 <= xx < w:
+                hist[flat[yy * w + xx]] -= 1
+
+
+_COMPILED: list[Any] = []  # [dispatcher or None], filled on first use
+
+
+def _compiled_kernel() -> Any:
+    """The numba-compiled :func:`_rows_kernel`, or ``None`` when numba is not importable."""
+    if not _COMPILED:
+        try:
+            from numba import njit
+        except Exception:  # numba missing or broken: NumPy fallback
+            _COMPILED.append(None)
+        else:
+            try:  # on-disk cache where numba finds a writable place, else in-process only
+                kern = njit(nogil=True, cache=True)(_rows_kernel)
+            except Exception:
+                kern = njit(nogil=True, cache=False)(_rows_kernel)
+            _COMPILED.append(kern)
+    return _COMPILED[0]
+
+
+def _footprint_cells(fp: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cells, left run edges and right run edges of a footprint, as int64 (row, col) arrays."""
+    padded = np.zeros((fp.shape[0], fp.shape[1] + 2), dtype=bool)
+    padded[:, 1:-1] = fp
+    cells = np.argwhere(fp)
+    left = np.argwhere(fp & ~padded[:, :-2])
+    right = np.argwhere(fp & ~padded[:, 2:])
+    cols = (cells[:, 0], cells[:, 1], left[:, 0], left[:, 1], right[:, 0], right[:, 1])
+    return tuple(np.ascontiguousarray(c, dtype=np.int64) for c in cols)
+
+
+def _n_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _sliding_entropy_numba(
+    kern: Any, codes: np.ndarray, n_levels: int, fp: np.ndarray
+) -> np.ndarray:
+    h, w = codes.shape
+    flat = np.ascontiguousarray(codes, dtype=np.int32).reshape(-1)
+    out = np.empty((h, w), dtype=np.float64)
+    args = (flat, h, w, int(n_levels), *_footprint_cells(fp), fp.shape[0] // 2, fp.shape[1] // 2)
+    n = min(_n_threads(), h, max(1, (h * w) // 65536))
+    if n == 1:
+        kern(*args, 0, h, out)
+        return out
+    edges = np.linspace(0, h, n + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        jobs = [
+            pool.submit(kern, *args, int(a), int(b), out)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        for job in jobs:
+            job.result()
+    return out
+
+
+def engine() -> str:
+    """``"numba"`` when the compiled kernel is used, ``"numpy"`` for the fallback."""
+    return "numpy" if _compiled_kernel() is None else "numba"
+
+
+def _sliding_entropy(codes: np.ndarray, n_levels: int, fp: np.ndarray) -> np.ndarray:
+    """Entropy (bits) of integer ``codes`` in ``[0, n_levels)`` over the footprint ``fp``."""
+    kern = _compiled_kernel()
+    if kern is None:
+        return _sliding_entropy_numpy(codes, n_levels, fp)
+    return _sliding_entropy_numba(kern, codes, n_levels, fp)
+
+
 def _as_footprint(window: Any, size: int) -> np.ndarray:
     if isinstance(window, str):
         return footprint(window, size)
@@ -231,8 +408,10 @@ def local_entropy(
 
     Notes
     -----
-    Computed on the host with NumPy (``ufunc.at`` / ``take`` on per-row-strip count tables);
-    PyTorch/CuPy inputs are copied to the host at this edge and the map copied back.
+    Computed on the host: a numba-compiled sliding histogram over row blocks on a thread
+    pool (compiled on the first call in a process, a few seconds, then cached on disk when
+    possible), or the NumPy fallback when numba is not installed. PyTorch/CuPy inputs are
+    copied to the host at this edge and the map copied back.
     """
     fp = _as_footprint(window, size)
     a = to_numpy(frame)

@@ -10,8 +10,11 @@ from skimage.filters.rank import entropy as sk_entropy
 from skimage.morphology import disk as sk_disk
 
 from prism_kernels.errors import InvalidInput
+from prism_kernels.pixels import entropy as entropy_module
 from prism_kernels.pixels.entropy import (
+    _sliding_entropy_numpy,
     disk,
+    engine,
     global_entropy,
     high_entropy_regions,
     local_entropy,
@@ -59,6 +62,52 @@ def test_u16(rng, hi, window):
     img = rng.integers(0, hi, (40, 36)).astype(np.uint16)
     fp = disk(window[1]) if window[0] == "disk" else np.ones((window[1],) * 2, bool)
     np.testing.assert_allclose(local_entropy(img, *window), _sk(img, fp), atol=TOL, rtol=0)
+
+
+def test_footprints_without_centre_and_with_gaps(rng):
+    img = rng.integers(0, 256, (9, 11), dtype=np.uint8)
+    fps = [
+        np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], bool),  # no in-frame pixel at a corner
+        np.array([[0, 0, 0, 0, 1]], bool),
+        np.array([[1, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 1, 0, 1]], bool),  # several runs
+    ]
+    for fp in fps:
+        np.testing.assert_allclose(local_entropy(img, fp), _sk(img, fp), atol=TOL, rtol=0)
+
+
+def test_long_rows_threaded(rng):
+    # 144k pixels: the compiled path splits the rows over threads; 6000 column steps per row
+    img = rng.integers(0, 256, (24, 6000), dtype=np.uint8)
+    np.testing.assert_allclose(local_entropy(img, "disk", 7), _sk(img, disk(7)), atol=TOL, rtol=0)
+
+
+def test_engine_is_compiled_when_numba_is_installed():
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        assert engine() == "numpy"
+    else:
+        assert engine() == "numba"
+
+
+@pytest.mark.parametrize(
+    "dtype_hi, fp",
+    [
+        (256, disk(3)),
+        (256, np.ones((4, 4), bool)),
+        (3, np.array([[1, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 1]], bool)),
+        (65536, disk(2)),
+    ],
+)
+def test_numpy_fallback_matches_skimage(rng, monkeypatch, dtype_hi, fp):
+    dt = np.uint8 if dtype_hi <= 256 else np.uint16
+    img = rng.integers(0, dtype_hi, (37, 29)).astype(dt)
+    codes, n = quantize(img)
+    ref = _sk(img, fp)
+    np.testing.assert_allclose(_sliding_entropy_numpy(codes, n, fp), ref, atol=TOL, rtol=0)
+    monkeypatch.setattr(entropy_module, "_COMPILED", [None])  # as without numba
+    assert engine() == "numpy"
+    np.testing.assert_allclose(local_entropy(img, fp), ref, atol=TOL, rtol=0)
 
 
 def test_constant_frame_and_one_pixel():

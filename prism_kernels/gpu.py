@@ -321,21 +321,21 @@ def run_benchmark(
             if kind == "matrix_multiply":
                 a = B.asarray(rng.standard_normal((n, n)), name, dtype)
                 b = B.asarray(rng.standard_normal((n, n)), name, dtype)
-                t = _time(lambda: xp.matmul(a, b), name, repeats)
+                t = _time(lambda a=a, b=b: xp.matmul(a, b), name, repeats)
                 flops = 2.0 * n**3
                 results.append(BenchmarkResult(kind, name, device, n, dtype, repeats, t * 1e3, flops / t / 1e9,
                                                3 * n * n * itemsize / t / 1e9, 1.0 / t))
             elif kind == "fft":
                 m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
-                t = _time(lambda: xp.fft.fft(a), name, repeats)
+                t = _time(lambda a=a: xp.fft.fft(a), name, repeats)
                 flops = 5.0 * m * math.log2(max(m, 2))
                 results.append(BenchmarkResult(kind, name, device, m, dtype, repeats, t * 1e3, flops / t / 1e9,
                                                None, 1.0 / t))
             else:
                 m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
-                t = _time(lambda: a * 1.0001, name, repeats)
+                t = _time(lambda a=a: a * 1.0001, name, repeats)
                 results.append(BenchmarkResult(kind, name, device, m, dtype, repeats, t * 1e3, None,
                                                2.0 * m * itemsize / t / 1e9, m / t))
         except MemoryError as exc:

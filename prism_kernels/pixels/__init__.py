@@ -2,9 +2,20 @@
 
 # Frames, processing, hotspots, entropy and segmentation.
 from prism_kernels.pixels.entropy import global_entropy, high_entropy_regions, local_entropy
-from prism_kernels.pixels.frames import decode_frame, encode_frame, from_b64, from_pixels, validate_frame
+from prism_kernels.pixels.frames import (
+    decode_frame,
+    encode_frame,
+    from_b64,
+    from_pixels,
+    validate_frame,
+)
 from prism_kernels.pixels.hotspots import HotspotDetection, detect_hotspots, label_stack
-from prism_kernels.pixels.processing import estimate_background, frame_stats, noise_sigma, white_tophat
+from prism_kernels.pixels.processing import (
+    estimate_background,
+    frame_stats,
+    noise_sigma,
+    white_tophat,
+)
 from prism_kernels.pixels.scene import SceneTruth, thermal_batch, thermal_scene
 from prism_kernels.pixels.segment import (
     adaptive_threshold,

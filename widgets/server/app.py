@@ -116,7 +116,7 @@ class ServerApp:
         fut = loop.run_in_executor(self.executor, run)
         try:
             return await asyncio.wait_for(fut, route.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(504, f"{route.name} took longer than {route.timeout_s:g} s") from None
 
     def record_request(self, handler: web.RequestHandler, route: Route | None) -> None:

@@ -20,7 +20,6 @@ from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from prism_kernels.events import EVENT_TYPES, Event
-from widgets.server.auth import authenticate, extract_key
 from widgets.server.errors import ApiError
 from widgets.server.routing import dumps
 

@@ -20,6 +20,7 @@ class DomainViewer(Viewer):
     """Base of the domain dashboards: a sidebar of controls beside the main views."""
 
     title = param.String(default="PRISM", precedence=-1, doc="Heading shown above the controls")
+    probe: tuple[str, object] | None = None  # ("param", value): tests/browser sets this control and expects the view's text to change
 
     def sidebar(self) -> list:
         """Controls and short status text (left column)."""

@@ -21,7 +21,7 @@ from prism_kernels.system import system_readings
 from widgets.base import DomainViewer
 
 hv.extension("bokeh", logo=False)
-pn.extension(sizing_mode="stretch_width")
+pn.extension("tabulator", sizing_mode="stretch_width")
 
 
 class SystemViewer(DomainViewer):
@@ -38,7 +38,8 @@ class SystemViewer(DomainViewer):
     """
 
     title = param.String(default="System", precedence=-1)
-    window_s = param.Selector(default=60, objects=[30, 60, 300, 600], doc="Seconds of history shown")
+    probe = ("window_s", 300)  # the browser test changes this; the chart title follows
+    window_s = param.Selector(default=60, objects=[30, 60, 300, 600], label="Window (s)", doc="Seconds of history shown")
     benchmark_type = param.Selector(default="all", objects=list(gpu.BENCHMARK_TYPES))
     workload_size = param.Integer(default=512, bounds=(64, 2048), step=64, doc="Matrix side")
     dtype = param.Selector(default="float32", objects=["float32", "float64"])
@@ -88,7 +89,7 @@ class SystemViewer(DomainViewer):
     def live_chart(self) -> hv.Overlay:
         df = self.readings
         if df is None or df.empty:
-            return hv.Curve([]).opts(title="No readings yet")
+            return hv.Overlay([hv.Curve([], "time", ("cpu %", "percent"), label="cpu %")]).opts(title="No readings yet")
         cutoff = df["time"].iloc[-1] - pd.Timedelta(seconds=self.window_s)
         df = df[df["time"] >= cutoff]
         curves = [
@@ -97,7 +98,7 @@ class SystemViewer(DomainViewer):
             if df[col].notna().any()
         ]
         return hv.Overlay(curves).opts(
-            hv.opts.Curve(height=280, responsive=True, ylim=(0, 100), tools=["hover"]),
+            hv.opts.Curve(height=280, responsive=True, ylim=(0, 105), framewise=True, tools=["hover"]),
             hv.opts.Overlay(title=f"Machine load, last {self.window_s} s", legend_position="top_left"),
         )
 
@@ -143,4 +144,5 @@ class SystemViewer(DomainViewer):
         return [self.device_card(), controls, pn.pane.Markdown(self.param.status)]
 
     def main(self) -> list:
-        return [pn.pane.HoloViews(self.live_chart), self.results_chart, self.results_table]
+        # A DynamicMap updates the one plot in place on each reading (instead of rebuilding it).
+        return [pn.pane.HoloViews(hv.DynamicMap(self.live_chart)), self.results_chart, self.results_table]

@@ -960,6 +960,8 @@ class FinanceService:
             "max_sharpe": one("max_sharpe"),
             "risk_free_rate": float(risk_free_rate),
             "max_total_risk": cap,
+            "asset_returns": mu.tolist(),
+            "asset_volatilities": np.sqrt(np.diag(S)).tolist(),
             "regularization": fr["regularization"],
             "assumptions": assumptions,
             "computation_time_ms": (time.perf_counter() - t0) * 1e3,
@@ -988,6 +990,7 @@ class FinanceService:
         dataset: str | None = None,
         start_date: str | None = None,
         end_date: str | None = None,
+        include_returns: bool = False,
     ) -> dict[str, Any]:
         """VaR/CVaR and the other risk figures of a stored portfolio or of given weights.
 
@@ -1007,8 +1010,10 @@ class FinanceService:
         dict: ``var``, ``cvar`` (money at ``notional``), ``var_pct``, ``cvar_pct``, ``method``,
         ``max_drawdown``, ``beta``, ``volatility`` (annual), ``sharpe_ratio``,
         ``sortino_ratio``, ``component_var`` (money per asset), ``correlation_matrix``,
-        ``covariance_matrix`` (per period), ``confidence_level``, ``time_horizon_days`` and
-        ``report`` (the full :func:`prism_kernels.finance.risk.risk_report`).
+        ``covariance_matrix`` (per period), ``confidence_level``, ``time_horizon_days``,
+        ``report`` (the full :func:`prism_kernels.finance.risk.risk_report`) and, with
+        ``include_returns``, ``portfolio_returns``: the overlapping ``horizon``-day portfolio
+        returns the historical VaR is the quantile of (None without history).
         """
         names = None
         if positions is not None and weights is None:
@@ -1140,6 +1145,9 @@ class FinanceService:
             "correlation_matrix": rep["correlation_matrix"],
             "covariance_matrix": rep["covariance"],
             "report": rep,
+            "portfolio_returns": self._horizon_returns(w, returns, rep["horizon_days"])
+            if include_returns
+            else None,
         }
 
     def backtest(
@@ -1265,6 +1273,9 @@ class FinanceService:
                 if extra:
                     raise InvalidInput(field, f"prices for unknown assets {extra[:5]}")
                 keys = list(symbols)
+            flat = [k for k in keys if not isinstance(prices[k], (list, tuple, np.ndarray))]
+            if flat:
+                raise InvalidInput(f"{field}.{flat[0]}", "must be a list of prices")
             lengths = {k: len(prices[k]) for k in keys}
             if len(set(lengths.values())) > 1:
                 k = max(lengths, key=lambda x: lengths[x] != lengths[keys[0]])
@@ -1283,6 +1294,11 @@ class FinanceService:
             names: list[str] | None = keys
         else:
             rows = list(prices)
+            flat = [i for i, r in enumerate(rows) if not isinstance(r, (list, tuple, np.ndarray))]
+            if flat:
+                raise InvalidInput(
+                    f"{field}.{flat[0]}", "must be a row of prices (one per asset): [[...], ...]"
+                )
             if rows and any(len(r) != len(rows[0]) for r in rows):
                 i = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
                 raise InvalidInput(
@@ -1341,6 +1357,18 @@ class FinanceService:
                 df = df.loc[: pd.Timestamp(end_date)]
             return df
         raise InvalidInput("dataset", f"unknown dataset {dataset!r}; 'sp500' or 'synthetic'")
+
+    @staticmethod
+    def _horizon_returns(w: np.ndarray, returns: Any, h: int) -> list[float] | None:
+        """Overlapping ``h``-period sums of the portfolio's per-period returns (as risk.py)."""
+        if returns is None:
+            return None
+        R = np.asarray(_risk.to_numpy(_risk.as_returns(returns)), dtype=np.float64)
+        r = R @ np.asarray(w, dtype=np.float64)
+        if h > 1:
+            c = np.concatenate([[0.0], np.cumsum(r)])
+            r = c[h:] - c[: r.size - h + 1]
+        return r.tolist()
 
     @staticmethod
     def weights_from_positions(

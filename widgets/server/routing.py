@@ -254,6 +254,10 @@ class ApiHandler(web.RequestHandler):
             return route.request.model_validate(data)
         except ValidationError as exc:
             raise from_validation_error(exc, "body") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # A validator that met input of an unexpected shape (pydantic only wraps ValueError):
+            # still the caller's input, so a 400, not a 500.
+            raise ApiError(400, f"invalid body: {exc}", details={"field": "body"}) from None
 
     def _parse_query(self, route: Route) -> Any:
         if route.query is None:
@@ -263,6 +267,8 @@ class ApiHandler(web.RequestHandler):
             return route.query.model_validate(args)
         except ValidationError as exc:
             raise from_validation_error(exc, "query") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ApiError(400, f"invalid query: {exc}", details={"field": "query"}) from None
 
     def write_envelope(self, data: Any) -> None:
         if isinstance(data, BaseModel):

@@ -7,7 +7,7 @@ PORT ?= 5006
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lab lint bench clean
+.PHONY: install run test test-fast lab lint bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# On a machine with an NVIDIA GPU: the gpu-marked tests and the GPU benchmark, < 8 minutes.
+gpu-check: install
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -162,6 +162,12 @@ class Store:
 
     def list(self, kind: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict[str, Any]]]:
         """``(id, doc)`` pairs of a kind, oldest first."""
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("offset" if offset < 0 else "limit", "must not be negative")
+        if offset >= 2**62:  # SQLite integers are 64-bit: nothing is stored that far anyway
+            return []
+        if limit is not None:
+            limit = min(int(limit), 2**62)
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, doc FROM docs WHERE kind=? ORDER BY created, rowid LIMIT ? OFFSET ?",

@@ -16,6 +16,23 @@ from prism_kernels import gpu
 
 _PROCESS = psutil.Process(os.getpid())
 _STARTED = time.time()
+_CPU_MIN_INTERVAL_S = 0.5
+_cpu_last: tuple[float, float] | None = None  # (time, percent) of the last real reading
+
+
+def _cpu_percent() -> float:
+    """CPU use since the previous reading; readings closer than 0.5 s reuse the last value.
+
+    ``psutil.cpu_percent(interval=None)`` measures since its previous call, whoever made it:
+    two callers a few milliseconds apart would see 0 % or 100 % noise.
+    """
+    global _cpu_last
+    now = time.monotonic()
+    if _cpu_last is not None and now - _cpu_last[0] < _CPU_MIN_INTERVAL_S:
+        return _cpu_last[1]
+    pct = psutil.cpu_percent(interval=None)
+    _cpu_last = (now, pct)
+    return pct
 
 
 def system_readings() -> dict[str, Any]:
@@ -33,7 +50,7 @@ def system_readings() -> dict[str, Any]:
     g = gpu.gpu_readings()
     return {
         "timestamp": time.time(),
-        "cpu_usage": psutil.cpu_percent(interval=None),
+        "cpu_usage": _cpu_percent(),
         "cpu_count": psutil.cpu_count(),
         "memory_usage": vm.percent,
         "memory_total_bytes": vm.total,

@@ -31,8 +31,11 @@ class DomainViewer(Viewer):
         raise NotImplementedError
 
     def __panel__(self) -> pn.viewable.Viewable:
-        side = pn.Column(f"## {self.title}", *self.sidebar(), width=SIDEBAR_WIDTH,
-                         sizing_mode="stretch_height", styles={"padding-right": "1em"})
+        # A sidebar of constant width: stretch_width bounded on both sides (a fixed sizing mode
+        # would need a height too, and stretch_height forces the whole row to stretch_both).
+        side = pn.Column(f"## {self.title}", *self.sidebar(), min_width=SIDEBAR_WIDTH,
+                         max_width=SIDEBAR_WIDTH, sizing_mode="stretch_width",
+                         styles={"padding-right": "1em"})
         return pn.Row(side, pn.Column(*self.main(), sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     def ipywidget(self):

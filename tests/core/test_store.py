@@ -70,3 +70,12 @@ def test_replace_keeps_created_order():
     s.put("k", "b", {"v": 2})
     s.put("k", "a", {"v": 3})
     assert s.list("k") == [("a", {"v": 3}), ("b", {"v": 2})]
+
+
+def test_list_with_extreme_offsets():
+    s = Store()
+    s.put("k", "a", {})
+    assert s.list("k", offset=10**21) == []
+    assert [i for i, _ in s.list("k", limit=10**21)] == ["a"]
+    with pytest.raises(InvalidInput):
+        s.list("k", offset=-1)

@@ -78,6 +78,11 @@ def from_exception(exc: BaseException) -> ApiError:
         return ApiError(503, str(exc))
     if isinstance(exc, TimeoutError):
         return ApiError(504, "the computation timed out")
+    if isinstance(exc, OverflowError):
+        # Finite but extreme numbers (1e300 squared) overflow inside a kernel: the input is
+        # out of range, not the server broken.
+        return ApiError(400, f"a number in the request is too large to compute with ({exc})",
+                        details={"field": "body"})
     return ApiError(500, "internal error; the server log has the details", details={})
 
 

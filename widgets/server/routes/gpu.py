@@ -120,7 +120,7 @@ class BenchmarkRuns(ApiResponse):
 
 class Page(ApiModel):
     limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000)
 
 
 @ROUTES.get("/benchmarks", query=Page, response=BenchmarkRuns, summary="Stored benchmark runs, newest first")

@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(available())
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(available())}")
+    from prism_kernels.backend import tune_host_allocator
+
+    # The same process-wide allocator setting for ours and the peers (see its docstring).
+    tuned = tune_host_allocator()
+    print(f"host allocator tuned: {tuned}", file=sys.stderr)
     cases: list[Case] = []
     failed = []
     for name in names:

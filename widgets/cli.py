@@ -50,8 +50,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.auth:
         print("Serving the API WITHOUT authentication (--no-auth).", flush=True)
     print(f"PRISM on http://{settings.address}:{settings.port}/", flush=True)
+    from prism_kernels.backend import tune_host_allocator
     from widgets.server.app import serve
 
+    tune_host_allocator()  # batched kernels make multi-MB temporaries: keep them off the page-fault path
     serve(settings, show=args.show)
     return 0
 

@@ -15,7 +15,14 @@ from scipy.stats import norm
 from websockets.sync.client import connect
 
 from prism_kernels.finance.market import generate_market
+from tests.apiutil import assert_error
+from tests.apiutil import ok as _ok
 from tests.serverutil import KEYS, PrismServer
+
+
+def _error(r, status: int, field: str | None = None) -> dict:
+    return assert_error(r, status, field, named_in_message=False)
+
 
 API = "/api/v1/finance"
 
@@ -35,24 +42,6 @@ VOL = np.array([0.25, 0.30, 0.22])
 MARKET = generate_market(6, 400, seed=21)
 PRICES = MARKET.prices.tolist()
 SYMS = MARKET.names
-
-
-def _error(r, status: int, field: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert body["success"] is False and body["error"] and body["message"]
-    assert "Traceback" not in r.text
-    if field is not None:
-        assert body["details"]["field"] == field, body
-    return body
-
-
-def _ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["success"] is True
-    return body["data"]
 
 
 def _w(d: dict) -> np.ndarray:

@@ -12,28 +12,14 @@ import numpy as np
 import pytest
 
 from prism_kernels.pixels.scene import thermal_scene
+from tests.apiutil import assert_error
+from tests.apiutil import ok as _ok
+
+_error = assert_error
+
 
 API = "/api/v1/pixels"
 H, W = 96, 128
-
-
-def _error(r, status: int, field: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert body["success"] is False and body["error"] and body["message"]
-    assert "Traceback" not in r.text
-    if field is not None:
-        assert body["details"]["field"] == field, body
-        assert field.split(".")[-1] in body["message"], body
-    return body
-
-
-def _ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["success"] is True
-    return body["data"]
 
 
 @pytest.fixture(scope="module")

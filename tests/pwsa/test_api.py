@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
+from tests.apiutil import assert_error
+from tests.apiutil import ok as _ok
 from tests.serverutil import KEYS, PrismServer
+
+_error = assert_error
+
 
 API = "/api/v1/pwsa"
 G = 9.80665
@@ -24,25 +29,6 @@ def _next_t() -> float:
     t = max(time.time(), _last_t[0] + 1.0)
     _last_t[0] = t
     return t
-
-
-def _error(r, status: int, field: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert body["success"] is False and body["error"] and body["message"]
-    assert "Traceback" not in r.text
-    if field is not None:
-        assert body["details"]["field"] == field, body
-        assert field.split(".")[-1] in body["message"], body
-    return body
-
-
-def _ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["success"] is True
-    return body["data"]
 
 
 def _frame(width=40, height=30, x0=21.3, y0=12.6, amp=4000.0, seed=0) -> list[float]:

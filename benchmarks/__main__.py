@@ -22,14 +22,18 @@ def available() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(available())})")
+    p.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(available())})"
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     names = args.names or available()
     unknown = set(names) - set(available())
     if unknown:
-        p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(available())}")
+        p.error(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(available())}"
+        )
     from prism_kernels.backend import tune_host_allocator
 
     # The same process-wide allocator setting for ours and the peers (see its docstring).

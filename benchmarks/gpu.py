@@ -32,8 +32,15 @@ def _case(label: str, fn, args_np: tuple, acc: str, repeat: int = 5) -> Case:
     diff = float(np.max(np.abs(B.to_numpy(out_acc) - B.to_numpy(out_np))))
     device = B.describe(acc)["device"]
     # Report the accelerator as "ours" and NumPy as the peer: ratio = speed-up over NumPy.
-    return Case("gpu", label, t_acc, "prism on numpy (cpu)", t_np, note=f"{acc} on {device}",
-                extra={"max_abs_diff_vs_numpy": diff})
+    return Case(
+        "gpu",
+        label,
+        t_acc,
+        "prism on numpy (cpu)",
+        t_np,
+        note=f"{acc} on {device}",
+        extra={"max_abs_diff_vs_numpy": diff},
+    )
 
 
 def run(quick: bool = False) -> list[Case]:
@@ -58,25 +65,39 @@ def run(quick: bool = False) -> list[Case]:
         xp_, Pp = kf_predict(x, P, F, Q, validate=False)
         return kf_update(xp_, Pp, z, H, R, validate=False).x
 
-    cases.append(_case(f"kalman predict+update, {n_tracks} tracks", kalman, (x, P, F, Q, z, H, R), acc))
+    cases.append(
+        _case(f"kalman predict+update, {n_tracks} tracks", kalman, (x, P, F, Q, z, H, R), acc)
+    )
 
     n = 50 if quick else 500
     A = rng.normal(size=(n, n)) / np.sqrt(n)
     cov = 0.04 * (A @ A.T + 0.2 * np.eye(n))
     mu = rng.uniform(0.02, 0.15, n)
     points = 20 if quick else 100
-    cases.append(_case(f"efficient frontier, {points} points, {n} assets",
-                       lambda mu, cov: efficient_frontier(mu, cov, points=points).weights, (mu, cov), acc,
-                       repeat=3))
+    cases.append(
+        _case(
+            f"efficient frontier, {points} points, {n} assets",
+            lambda mu, cov: efficient_frontier(mu, cov, points=points).weights,
+            (mu, cov),
+            acc,
+            repeat=3,
+        )
+    )
 
     k = 20 if quick else 100
     paths = 100_000 if quick else 1_000_000
     Ak = rng.normal(size=(k, k)) / np.sqrt(k)
     covk = 1e-4 * (Ak @ Ak.T + 0.5 * np.eye(k))
     wk = np.full(k, 1.0 / k)
-    cases.append(_case(f"Monte Carlo VaR, {paths} paths, {k} assets",
-                       lambda w, m, c: monte_carlo_var(w, m, c, 0.99, 1, n_paths=paths, seed=1).var,
-                       (wk, np.zeros(k), covk), acc, repeat=3))
+    cases.append(
+        _case(
+            f"Monte Carlo VaR, {paths} paths, {k} assets",
+            lambda w, m, c: monte_carlo_var(w, m, c, 0.99, 1, n_paths=paths, seed=1).var,
+            (wk, np.zeros(k), covk),
+            acc,
+            repeat=3,
+        )
+    )
     # Different random streams on each backend: the VaR agrees within Monte Carlo error, not bitwise.
     cases[-1].extra["note"] = "different RNG streams per backend"
     return cases

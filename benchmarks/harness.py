@@ -40,7 +40,9 @@ class Case:
         return d
 
 
-def timeit(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
+def timeit(
+    fn: Callable[[], Any], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> float:
     """Median seconds of ``repeat`` calls of ``fn`` after ``warmup`` calls (``sync`` after each call, for GPUs)."""
     for _ in range(warmup):
         fn()
@@ -69,7 +71,11 @@ def format_table(cases: list[Case]) -> str:
                 c.peer,
                 _fmt_s(c.peer_s) if c.peer_s is not None else "failed/n.a.",
                 f"{c.ratio:.1f}x" if c.ratio is not None else "-",
-                (c.note + (" " if c.note and c.extra else "") + ", ".join(f"{k}={_fmt_v(v)}" for k, v in c.extra.items())),
+                (
+                    c.note
+                    + (" " if c.note and c.extra else "")
+                    + ", ".join(f"{k}={_fmt_v(v)}" for k, v in c.extra.items())
+                ),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

@@ -86,9 +86,13 @@ def resolve_backend(name: str | None = None) -> str:
             return "torch"
         return "numpy"
     if name not in BACKENDS:
-        raise InvalidInput("backend", f"unknown backend {name!r}; choose auto, numpy, torch or cupy")
+        raise InvalidInput(
+            "backend", f"unknown backend {name!r}; choose auto, numpy, torch or cupy"
+        )
     if name == "cupy" and not _cupy_available():
-        raise Unavailable("backend cupy requested but no CUDA device answers (install prism-kernels[gpu])")
+        raise Unavailable(
+            "backend cupy requested but no CUDA device answers (install prism-kernels[gpu])"
+        )
     if name == "torch":
         try:
             import torch  # noqa: F401
@@ -173,7 +177,9 @@ def synchronize(x: Any = None) -> None:
         torch.cuda.synchronize()
 
 
-def tune_host_allocator(mmap_threshold: int = 64 * 2**20, trim_threshold: int = 256 * 2**20) -> bool:
+def tune_host_allocator(
+    mmap_threshold: int = 64 * 2**20, trim_threshold: int = 256 * 2**20
+) -> bool:
     """Keep freed multi-megabyte NumPy temporaries in the process instead of returning them.
 
     glibc serves large allocations with ``mmap`` and gives freed memory back to the system,

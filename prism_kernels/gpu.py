@@ -230,7 +230,9 @@ class UtilizationMonitor:
                 "peak_memory_utilization": mu_max,
                 "avg_cpu_utilization": cpu_avg,
                 "peak_cpu_utilization": cpu_max,
-                "idle_time_percent": (100.0 * sum(v < 5 for v in gpu_vals) / len(gpu_vals)) if gpu_vals else None,
+                "idle_time_percent": (100.0 * sum(v < 5 for v in gpu_vals) / len(gpu_vals))
+                if gpu_vals
+                else None,
             },
         }
 
@@ -312,7 +314,11 @@ def run_benchmark(
     name = B.resolve_backend(backend)
     xp = B.namespace(name)
     device = B.describe(name)["device"]
-    kinds = ("matrix_multiply", "fft", "memory_bandwidth") if benchmark_type == "all" else (benchmark_type,)
+    kinds = (
+        ("matrix_multiply", "fft", "memory_bandwidth")
+        if benchmark_type == "all"
+        else (benchmark_type,)
+    )
     rng = np.random.default_rng(0)
     itemsize = np.dtype(dtype).itemsize
     results = []
@@ -323,24 +329,74 @@ def run_benchmark(
                 b = B.asarray(rng.standard_normal((n, n)), name, dtype)
                 t = _time(lambda a=a, b=b: xp.matmul(a, b), name, repeats)
                 flops = 2.0 * n**3
-                results.append(BenchmarkResult(kind, name, device, n, dtype, repeats, t * 1e3, flops / t / 1e9,
-                                               3 * n * n * itemsize / t / 1e9, 1.0 / t))
+                results.append(
+                    BenchmarkResult(
+                        kind,
+                        name,
+                        device,
+                        n,
+                        dtype,
+                        repeats,
+                        t * 1e3,
+                        flops / t / 1e9,
+                        3 * n * n * itemsize / t / 1e9,
+                        1.0 / t,
+                    )
+                )
             elif kind == "fft":
                 m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
                 t = _time(lambda a=a: xp.fft.fft(a), name, repeats)
                 flops = 5.0 * m * math.log2(max(m, 2))
-                results.append(BenchmarkResult(kind, name, device, m, dtype, repeats, t * 1e3, flops / t / 1e9,
-                                               None, 1.0 / t))
+                results.append(
+                    BenchmarkResult(
+                        kind,
+                        name,
+                        device,
+                        m,
+                        dtype,
+                        repeats,
+                        t * 1e3,
+                        flops / t / 1e9,
+                        None,
+                        1.0 / t,
+                    )
+                )
             else:
                 m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
                 t = _time(lambda a=a: a * 1.0001, name, repeats)
-                results.append(BenchmarkResult(kind, name, device, m, dtype, repeats, t * 1e3, None,
-                                               2.0 * m * itemsize / t / 1e9, m / t))
+                results.append(
+                    BenchmarkResult(
+                        kind,
+                        name,
+                        device,
+                        m,
+                        dtype,
+                        repeats,
+                        t * 1e3,
+                        None,
+                        2.0 * m * itemsize / t / 1e9,
+                        m / t,
+                    )
+                )
         except MemoryError as exc:
-            results.append(BenchmarkResult(kind, name, device, n, dtype, repeats, 0.0, None, None, None,
-                                           success=False, error=f"out of memory: {exc}"))
+            results.append(
+                BenchmarkResult(
+                    kind,
+                    name,
+                    device,
+                    n,
+                    dtype,
+                    repeats,
+                    0.0,
+                    None,
+                    None,
+                    None,
+                    success=False,
+                    error=f"out of memory: {exc}",
+                )
+            )
     return results
 
 
@@ -357,14 +413,23 @@ class GpuService:
         self.store.set_bound(self.KIND, Bound(max_items=1000))
         self._lock = threading.Lock()
 
-    def benchmark(self, benchmark_type: str = "all", size: int | None = None, dtype: str = "float32",
-                  repeats: int = 3) -> dict[str, Any]:
+    def benchmark(
+        self,
+        benchmark_type: str = "all",
+        size: int | None = None,
+        dtype: str = "float32",
+        repeats: int = 3,
+    ) -> dict[str, Any]:
         """Run :func:`run_benchmark`, store the run, return ``{run_id, created, results}``."""
         import uuid
 
         rows = [r.to_dict() for r in run_benchmark(benchmark_type, size, dtype, repeats)]
-        run = {"run_id": uuid.uuid4().hex[:12], "created": time.time(), "benchmark_type": benchmark_type,
-               "results": rows}
+        run = {
+            "run_id": uuid.uuid4().hex[:12],
+            "created": time.time(),
+            "benchmark_type": benchmark_type,
+            "results": rows,
+        }
         with self._lock:
             self.store.put(self.KIND, run["run_id"], run)
         return run

@@ -67,7 +67,9 @@ class Store:
     threads). Ids are strings; integers are accepted and converted.
     """
 
-    def __init__(self, path: str | Path = ":memory:", bounds: dict[str, Bound] | None = None) -> None:
+    def __init__(
+        self, path: str | Path = ":memory:", bounds: dict[str, Bound] | None = None
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +131,9 @@ class Store:
     def _enforce_bound(self, kind: str, now: float) -> None:
         bound = self.bounds.get(kind, Bound())
         if bound.max_age_s is not None:
-            self._db.execute("DELETE FROM docs WHERE kind=? AND updated < ?", (kind, now - bound.max_age_s))
+            self._db.execute(
+                "DELETE FROM docs WHERE kind=? AND updated < ?", (kind, now - bound.max_age_s)
+            )
         if bound.max_items is not None:
             self._db.execute(
                 "DELETE FROM docs WHERE kind=? AND rowid NOT IN (SELECT rowid FROM docs WHERE kind=? "
@@ -140,7 +144,9 @@ class Store:
     def get(self, kind: str, id: str | int) -> dict[str, Any]:
         """The document stored under ``(kind, id)``; raises :class:`NotFound`."""
         with self._lock:
-            row = self._db.execute("SELECT doc FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+            row = self._db.execute(
+                "SELECT doc FROM docs WHERE kind=? AND id=?", (kind, str(id))
+            ).fetchone()
         if row is None:
             raise NotFound(kind, id)
         return json.loads(row[0])
@@ -148,7 +154,9 @@ class Store:
     def get_arrays(self, kind: str, id: str | int) -> dict[str, np.ndarray]:
         """The arrays stored with ``(kind, id)`` (empty dict when none); raises :class:`NotFound`."""
         with self._lock:
-            row = self._db.execute("SELECT arrays FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+            row = self._db.execute(
+                "SELECT arrays FROM docs WHERE kind=? AND id=?", (kind, str(id))
+            ).fetchone()
         if row is None:
             raise NotFound(kind, id)
         return _decode_arrays(row[0])
@@ -156,11 +164,15 @@ class Store:
     def exists(self, kind: str, id: str | int) -> bool:
         with self._lock:
             return (
-                self._db.execute("SELECT 1 FROM docs WHERE kind=? AND id=?", (kind, str(id))).fetchone()
+                self._db.execute(
+                    "SELECT 1 FROM docs WHERE kind=? AND id=?", (kind, str(id))
+                ).fetchone()
                 is not None
             )
 
-    def list(self, kind: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    def list(
+        self, kind: str, limit: int | None = None, offset: int = 0
+    ) -> list[tuple[str, dict[str, Any]]]:
         """``(id, doc)`` pairs of a kind, oldest first."""
         if offset < 0 or (limit is not None and limit < 0):
             raise InvalidInput("offset" if offset < 0 else "limit", "must not be negative")

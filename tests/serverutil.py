@@ -46,10 +46,24 @@ class PrismServer:
 
     def start(self, timeout: float = 90.0) -> PrismServer:
         self.port = free_port()
-        env = {**os.environ, "PRISM_API_KEYS": API_KEYS_ENV, "PRISM_RATE_LIMIT": str(self.rate_limit),
-               "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env = {
+            **os.environ,
+            "PRISM_API_KEYS": API_KEYS_ENV,
+            "PRISM_RATE_LIMIT": str(self.rate_limit),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
         env.pop("PRISM_DATA_DIR", None)
-        args = [sys.executable, "-m", "widgets.cli", "serve", "--address", "127.0.0.1", "--port", str(self.port)]
+        args = [
+            sys.executable,
+            "-m",
+            "widgets.cli",
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if self.data_dir is not None:
             args += ["--data-dir", str(self.data_dir)]
         if self.max_body_mb is not None:
@@ -60,12 +74,15 @@ class PrismServer:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"server-{self.port}.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
                     return self
@@ -88,7 +105,9 @@ class PrismServer:
 
     def client(self, role: str | None = "user", **kw) -> httpx.Client:
         headers = {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60.0), **kw)
+        return httpx.Client(
+            base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60.0), **kw
+        )
 
     def __enter__(self) -> PrismServer:
         return self.start()

@@ -15,7 +15,9 @@ def test_k8s_manifests_parse_and_probe_health():
     assert kinds == ["StatefulSet", "Service", "Service"]
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert docs[0]["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert (
+        docs[0]["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    )
     assert {e["name"] for e in container["env"]} >= {"PRISM_API_KEYS", "PRISM_DATA_DIR"}
 
 

@@ -20,7 +20,9 @@ class DomainViewer(Viewer):
     """Base of the domain dashboards: a sidebar of controls beside the main views."""
 
     title = param.String(default="PRISM", precedence=-1, doc="Heading shown above the controls")
-    probe: tuple[str, object] | None = None  # ("param", value): tests/browser sets this control and expects the view's text to change
+    probe: tuple[str, object] | None = (
+        None  # ("param", value): tests/browser sets this control and expects the view's text to change
+    )
 
     def sidebar(self) -> list:
         """Controls and short status text (left column)."""
@@ -33,10 +35,17 @@ class DomainViewer(Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         # A sidebar of constant width: stretch_width bounded on both sides (a fixed sizing mode
         # would need a height too, and stretch_height forces the whole row to stretch_both).
-        side = pn.Column(f"## {self.title}", *self.sidebar(), min_width=SIDEBAR_WIDTH,
-                         max_width=SIDEBAR_WIDTH, sizing_mode="stretch_width",
-                         styles={"padding-right": "1em"})
-        return pn.Row(side, pn.Column(*self.main(), sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        side = pn.Column(
+            f"## {self.title}",
+            *self.sidebar(),
+            min_width=SIDEBAR_WIDTH,
+            max_width=SIDEBAR_WIDTH,
+            sizing_mode="stretch_width",
+            styles={"padding-right": "1em"},
+        )
+        return pn.Row(
+            side, pn.Column(*self.main(), sizing_mode="stretch_width"), sizing_mode="stretch_width"
+        )
 
     def ipywidget(self):
         """This viewer as an ipywidget (for Voila and ipywidgets layouts)."""

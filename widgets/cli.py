@@ -21,7 +21,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from widgets.server.config import ConfigError, Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One access-log line per successful request costs more than /health itself; 4xx and 5xx
+    # are still logged (Tornado logs them at WARNING and ERROR). /metrics counts everything.
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
     if args.backend:
         os.environ["PRISM_BACKEND"] = args.backend
     try:
@@ -65,18 +70,30 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prism", description="PRISM analysis kernels: server and batch runs")
+    p = argparse.ArgumentParser(
+        prog="prism", description="PRISM analysis kernels: server and batch runs"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve every dashboard, the REST API and the WebSocket")
     s.add_argument("--address", default=None, help="interface to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default 5006)")
-    s.add_argument("--no-auth", action="store_true", help="serve the API without keys (personal use only)")
-    s.add_argument("--rate-limit", type=float, default=None, help="requests/s per key (PRISM_RATE_LIMIT)")
-    s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (PRISM_MAX_BODY_MB)")
+    s.add_argument(
+        "--no-auth", action="store_true", help="serve the API without keys (personal use only)"
+    )
+    s.add_argument(
+        "--rate-limit", type=float, default=None, help="requests/s per key (PRISM_RATE_LIMIT)"
+    )
+    s.add_argument(
+        "--max-body-mb", type=float, default=None, help="largest request body (PRISM_MAX_BODY_MB)"
+    )
     s.add_argument("--data-dir", default=None, help="where the store lives (PRISM_DATA_DIR)")
-    s.add_argument("--backend", default=None, choices=["auto", "numpy", "torch", "cupy"],
-                   help="array backend (PRISM_BACKEND)")
+    s.add_argument(
+        "--backend",
+        default=None,
+        choices=["auto", "numpy", "torch", "cupy"],
+        help="array backend (PRISM_BACKEND)",
+    )
     s.add_argument("--no-dashboards", action="store_true", help="API only")
     s.add_argument("--show", action="store_true", help="open a browser")
     s.set_defaults(func=_serve)

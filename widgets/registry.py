@@ -26,11 +26,30 @@ class Dashboard:
 
 
 DASHBOARDS: list[Dashboard] = [
-    Dashboard("system", "System", "Backend, device, CPU/GPU readings and a live benchmark",
-              "widgets.system:SystemViewer"),
-    Dashboard("pwsa", "PWSA tracking", "Missile-warning scenario tracked live, threat ranking, API tracks", "widgets.pwsa:PwsaViewer"),
-    Dashboard("finance", "Finance", "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or synthetic prices", "widgets.finance:FinanceViewer"),
-    Dashboard("pixels", "IR pixels", "Hotspots, segmentation, entropy map, persistence diagram and Betti curves, hotspot classes", "widgets.pixels:PixelsViewer"),
+    Dashboard(
+        "system",
+        "System",
+        "Backend, device, CPU/GPU readings and a live benchmark",
+        "widgets.system:SystemViewer",
+    ),
+    Dashboard(
+        "pwsa",
+        "PWSA tracking",
+        "Missile-warning scenario tracked live, threat ranking, API tracks",
+        "widgets.pwsa:PwsaViewer",
+    ),
+    Dashboard(
+        "finance",
+        "Finance",
+        "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or synthetic prices",
+        "widgets.finance:FinanceViewer",
+    ),
+    Dashboard(
+        "pixels",
+        "IR pixels",
+        "Hotspots, segmentation, entropy map, persistence diagram and Betti curves, hotspot classes",
+        "widgets.pixels:PixelsViewer",
+    ),
 ]
 
 

@@ -39,7 +39,9 @@ class SystemViewer(DomainViewer):
 
     title = param.String(default="System", precedence=-1)
     probe = ("window_s", 300)  # the browser test changes this; the chart title follows
-    window_s = param.Selector(default=60, objects=[30, 60, 300, 600], label="Window (s)", doc="Seconds of history shown")
+    window_s = param.Selector(
+        default=60, objects=[30, 60, 300, 600], label="Window (s)", doc="Seconds of history shown"
+    )
     benchmark_type = param.Selector(default="all", objects=list(gpu.BENCHMARK_TYPES))
     workload_size = param.Integer(default=512, bounds=(64, 2048), step=64, doc="Matrix side")
     dtype = param.Selector(default="float32", objects=["float32", "float64"])
@@ -53,31 +55,47 @@ class SystemViewer(DomainViewer):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._points: deque[dict] = deque(maxlen=600)
-        self.results = pd.DataFrame(columns=["benchmark_type", "backend", "device", "size", "duration_ms",
-                                             "throughput_gflops", "memory_bandwidth_gb_s"])
+        self.results = pd.DataFrame(
+            columns=[
+                "benchmark_type",
+                "backend",
+                "device",
+                "size",
+                "duration_ms",
+                "throughput_gflops",
+                "memory_bandwidth_gb_s",
+            ]
+        )
         self.sample()
         self._callback = None
         if self.refresh_ms:
-            self._callback = pn.state.add_periodic_callback(self.sample, period=self.refresh_ms, start=True)
+            self._callback = pn.state.add_periodic_callback(
+                self.sample, period=self.refresh_ms, start=True
+            )
 
     def sample(self) -> None:
         """Take one reading and append it to the live chart."""
         r = system_readings()
-        self._points.append({
-            "time": pd.Timestamp(r["timestamp"], unit="s"),
-            "cpu %": r["cpu_usage"],
-            "memory %": r["memory_usage"],
-            "gpu %": r["gpu_usage"],
-        })
+        self._points.append(
+            {
+                "time": pd.Timestamp(r["timestamp"], unit="s"),
+                "cpu %": r["cpu_usage"],
+                "memory %": r["memory_usage"],
+                "gpu %": r["gpu_usage"],
+            }
+        )
         self.readings = pd.DataFrame(list(self._points))
 
     @param.depends("run", watch=True)
     async def _run_benchmark(self) -> None:
-        self.status = f"Running {self.benchmark_type} at size {self.workload_size} ({self.dtype})..."
+        self.status = (
+            f"Running {self.benchmark_type} at size {self.workload_size} ({self.dtype})..."
+        )
         loop = asyncio.get_running_loop()
         try:
             rows = await loop.run_in_executor(
-                None, lambda: gpu.run_benchmark(self.benchmark_type, self.workload_size, self.dtype, 3)
+                None,
+                lambda: gpu.run_benchmark(self.benchmark_type, self.workload_size, self.dtype, 3),
             )
         except Exception as exc:  # shown to the user rather than swallowed
             self.status = f"Benchmark failed: {exc}"
@@ -89,7 +107,9 @@ class SystemViewer(DomainViewer):
     def live_chart(self) -> hv.Overlay:
         df = self.readings
         if df is None or df.empty:
-            return hv.Overlay([hv.Curve([], "time", ("cpu %", "percent"), label="cpu %")]).opts(title="No readings yet")
+            return hv.Overlay([hv.Curve([], "time", ("cpu %", "percent"), label="cpu %")]).opts(
+                title="No readings yet"
+            )
         cutoff = df["time"].iloc[-1] - pd.Timedelta(seconds=self.window_s)
         df = df[df["time"] >= cutoff]
         curves = [
@@ -98,8 +118,12 @@ class SystemViewer(DomainViewer):
             if df[col].notna().any()
         ]
         return hv.Overlay(curves).opts(
-            hv.opts.Curve(height=280, responsive=True, ylim=(0, 105), framewise=True, tools=["hover"]),
-            hv.opts.Overlay(title=f"Machine load, last {self.window_s} s", legend_position="top_left"),
+            hv.opts.Curve(
+                height=280, responsive=True, ylim=(0, 105), framewise=True, tools=["hover"]
+            ),
+            hv.opts.Overlay(
+                title=f"Machine load, last {self.window_s} s", legend_position="top_left"
+            ),
         )
 
     @param.depends("results")
@@ -109,17 +133,33 @@ class SystemViewer(DomainViewer):
             return pn.pane.Markdown("Press **Run benchmark** to measure this backend.")
         rate = df["throughput_gflops"].fillna(df["memory_bandwidth_gb_s"])
         unit = ["GFLOP/s" if pd.notna(g) else "GB/s" for g in df["throughput_gflops"]]
-        bars = pd.DataFrame({"test": [f"{t} ({u})" for t, u in zip(df["benchmark_type"], unit, strict=True)],
-                             "rate": rate})
-        return hv.Bars(bars, "test", "rate").opts(height=250, responsive=True, title="Measured throughput",
-                                                  tools=["hover"])
+        bars = pd.DataFrame(
+            {
+                "test": [f"{t} ({u})" for t, u in zip(df["benchmark_type"], unit, strict=True)],
+                "rate": rate,
+            }
+        )
+        return hv.Bars(bars, "test", "rate").opts(
+            height=250, responsive=True, title="Measured throughput", tools=["hover"]
+        )
 
     @param.depends("results")
     def results_table(self) -> pn.widgets.Tabulator:
-        cols = ["benchmark_type", "backend", "device", "size", "duration_ms", "throughput_gflops",
-                "memory_bandwidth_gb_s"]
-        return pn.widgets.Tabulator(self.results[cols] if not self.results.empty else self.results,
-                                    disabled=True, show_index=False, height=150)
+        cols = [
+            "benchmark_type",
+            "backend",
+            "device",
+            "size",
+            "duration_ms",
+            "throughput_gflops",
+            "memory_bandwidth_gb_s",
+        ]
+        return pn.widgets.Tabulator(
+            self.results[cols] if not self.results.empty else self.results,
+            disabled=True,
+            show_index=False,
+            height=150,
+        )
 
     def device_card(self) -> pn.pane.Markdown:
         info = B.describe()
@@ -131,7 +171,9 @@ class SystemViewer(DomainViewer):
             f"**GPU:** {'yes, ' + str(st['device_count']) + ' device(s)' if st['available'] else 'none found'}",
         ]
         for d in st["devices"]:
-            lines.append(f"- {d['name']}: {d['free_memory_mb']:.0f} of {d['total_memory_mb']:.0f} MiB free")
+            lines.append(
+                f"- {d['name']}: {d['free_memory_mb']:.0f} of {d['total_memory_mb']:.0f} MiB free"
+            )
         return pn.pane.Markdown("\n\n".join(lines))
 
     def sidebar(self) -> list:
@@ -145,4 +187,8 @@ class SystemViewer(DomainViewer):
 
     def main(self) -> list:
         # A DynamicMap updates the one plot in place on each reading (instead of rebuilding it).
-        return [pn.pane.HoloViews(hv.DynamicMap(self.live_chart)), self.results_chart, self.results_table]
+        return [
+            pn.pane.HoloViews(hv.DynamicMap(self.live_chart)),
+            self.results_chart,
+            self.results_table,
+        ]

@@ -44,7 +44,9 @@ def test_401_on_every_api_route(server, case):
     assert len(ops) >= 5
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for method, path in ops:
-            r = c.request(method, path, headers=BAD_CREDENTIALS[case], json={} if method == "POST" else None)
+            r = c.request(
+                method, path, headers=BAD_CREDENTIALS[case], json={} if method == "POST" else None
+            )
             assert_json_error(r, 401)
             assert "WWW-Authenticate" in r.headers
 
@@ -62,7 +64,11 @@ def test_401_on_websocket(server, case):
 
     for path in ("/ws", "/api/v1/ws"):
         with pytest.raises(InvalidStatus) as exc:
-            connect(server.ws_url.replace("/ws", path), additional_headers=BAD_CREDENTIALS[case], open_timeout=10)
+            connect(
+                server.ws_url.replace("/ws", path),
+                additional_headers=BAD_CREDENTIALS[case],
+                open_timeout=10,
+            )
         assert exc.value.response.status_code == 401
 
 
@@ -76,14 +82,23 @@ def test_readonly_key_gets_403_on_post_and_reads(server):
 def test_bearer_wins_over_x_api_key(server):
     with httpx.Client(base_url=server.url) as c:
         # Valid Bearer + wrong X-API-Key: the Bearer decides (200).
-        r = c.get("/api/v1/gpu/status", headers={"Authorization": f"Bearer {KEYS['user']}", "X-API-Key": "wrong-key-000"})
+        r = c.get(
+            "/api/v1/gpu/status",
+            headers={"Authorization": f"Bearer {KEYS['user']}", "X-API-Key": "wrong-key-000"},
+        )
         assert r.status_code == 200
         # Wrong Bearer + valid X-API-Key: still the Bearer decides (401).
-        r = c.get("/api/v1/gpu/status", headers={"Authorization": "Bearer wrong-key-000", "X-API-Key": KEYS["user"]})
+        r = c.get(
+            "/api/v1/gpu/status",
+            headers={"Authorization": "Bearer wrong-key-000", "X-API-Key": KEYS["user"]},
+        )
         assert_json_error(r, 401)
         # Readonly Bearer + admin X-API-Key on a POST: 403, the Bearer's role.
-        r = c.post("/api/v1/gpu/benchmark", json={"workload_size": 64},
-                   headers={"Authorization": f"Bearer {KEYS['readonly']}", "X-API-Key": KEYS["admin"]})
+        r = c.post(
+            "/api/v1/gpu/benchmark",
+            json={"workload_size": 64},
+            headers={"Authorization": f"Bearer {KEYS['readonly']}", "X-API-Key": KEYS["admin"]},
+        )
         assert_json_error(r, 403)
 
 
@@ -118,24 +133,35 @@ def test_rate_limit_429_after_burst(strict_server):
 def test_413_json_for_oversized_body(strict_server):
     with strict_server.client("admin") as c:
         big = b'{"workload_size": 64, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-        r = c.post("/api/v1/gpu/benchmark", content=big, headers={"Content-Type": "application/json"})
+        r = c.post(
+            "/api/v1/gpu/benchmark", content=big, headers={"Content-Type": "application/json"}
+        )
         body = assert_json_error(r, 413)
         assert body["details"]["max_bytes"] == 1024 * 1024
         # The server is still fine afterwards.
-        assert c.post("/api/v1/gpu/benchmark", json={"workload_size": 64, "benchmark_type": "fft"}).status_code == 200
+        assert (
+            c.post(
+                "/api/v1/gpu/benchmark", json={"workload_size": 64, "benchmark_type": "fft"}
+            ).status_code
+            == 200
+        )
 
 
 def test_400_names_the_field(api):
     body = assert_json_error(api.post("/api/v1/gpu/benchmark", json={"workload_size": -3}), 400)
     assert body["details"]["field"] == "workload_size"
     assert "workload_size" in body["message"]
-    body = assert_json_error(api.post("/api/v1/gpu/benchmark", json={"benchmark_type": "warp_drive"}), 400)
+    body = assert_json_error(
+        api.post("/api/v1/gpu/benchmark", json={"benchmark_type": "warp_drive"}), 400
+    )
     assert body["details"]["field"] == "benchmark_type"
     body = assert_json_error(api.get("/api/v1/gpu/utilization", params={"seconds": "abc"}), 400)
     assert body["details"]["field"] == "seconds"
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b'{"workload_size": NaN}', b"[1, 2", "{\"a\": \"\xff\"}".encode("latin-1")])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b'{"workload_size": NaN}', b"[1, 2", '{"a": "\xff"}'.encode("latin-1")]
+)
 def test_400_for_malformed_json(api, raw):
     r = api.post("/api/v1/gpu/benchmark", content=raw, headers={"Content-Type": "application/json"})
     body = assert_json_error(r, 400)
@@ -143,7 +169,12 @@ def test_400_for_malformed_json(api, raw):
 
 
 def test_404_json_for_unknown_routes_and_ids(api):
-    for path in ("/api/v1/nope", "/api/v1/gpu/nope", "/api/v1/gpu/benchmark/no-such-run", "/api/v2/x"):
+    for path in (
+        "/api/v1/nope",
+        "/api/v1/gpu/nope",
+        "/api/v1/gpu/benchmark/no-such-run",
+        "/api/v2/x",
+    ):
         assert_json_error(api.get(path), 404)
 
 

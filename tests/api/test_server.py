@@ -33,11 +33,21 @@ def test_health(server):
 def test_metrics_prometheus_text(server, api):
     api.get("/api/v1/gpu/status")
     text = httpx.get(server.url + "/metrics").text
-    for name in ("http_requests_total", "http_request_duration_seconds_bucket", "websocket_connections",
-                 "executor_queue_depth", "auth_refusals_total", "rate_limit_refusals_total", "backend_info",
-                 "gpu_memory_used_bytes", "http_requests_in_flight"):
+    for name in (
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "websocket_connections",
+        "executor_queue_depth",
+        "auth_refusals_total",
+        "rate_limit_refusals_total",
+        "backend_info",
+        "gpu_memory_used_bytes",
+        "http_requests_in_flight",
+    ):
         assert name in text, name
-    assert re.search(r'http_requests_total\{method="GET",route="/api/v1/gpu/status",status="200"\} [1-9]', text)
+    assert re.search(
+        r'http_requests_total\{method="GET",route="/api/v1/gpu/status",status="200"\} [1-9]', text
+    )
 
 
 def test_openapi_valid_and_lists_exactly_the_routes_served(server, api):
@@ -68,13 +78,20 @@ def test_gpu_routes_report_real_readings(api):
     assert u["samples"] >= 1 and len(u["time_series"]) == u["samples"]
     ts = [p["timestamp"] for p in u["time_series"]]
     assert ts == sorted(ts)
-    rows = api.post("/api/v1/gpu/benchmark", json={"benchmark_type": "all", "workload_size": 128}).json()["data"]
+    rows = api.post(
+        "/api/v1/gpu/benchmark", json={"benchmark_type": "all", "workload_size": 128}
+    ).json()["data"]
     assert [r["benchmark_type"] for r in rows] == ["matrix_multiply", "fft", "memory_bandwidth"]
     assert rows[0]["throughput_gflops"] > 0 and rows[2]["memory_bandwidth_gb_s"] > 0
     run = api.get(f"/api/v1/gpu/benchmark/{rows[0]['run_id']}").json()["data"]
     assert run["results"][0]["throughput_gflops"] == rows[0]["throughput_gflops"]
     # PascalCase, as the original's clients send it
-    assert api.post("/api/v1/gpu/benchmark", json={"benchmark_type": "MatrixMultiply", "workload_size": 64}).status_code == 200
+    assert (
+        api.post(
+            "/api/v1/gpu/benchmark", json={"benchmark_type": "MatrixMultiply", "workload_size": 64}
+        ).status_code
+        == 200
+    )
 
 
 def test_health_answers_while_heavy_requests_run(server, api):
@@ -83,8 +100,10 @@ def test_health_answers_while_heavy_requests_run(server, api):
 
     def heavy():
         with server.client("user", timeout=300) as c:
-            r = c.post("/api/v1/gpu/benchmark", json={"benchmark_type": "matrix_multiply",
-                                                      "workload_size": 1536, "repeats": 3})
+            r = c.post(
+                "/api/v1/gpu/benchmark",
+                json={"benchmark_type": "matrix_multiply", "workload_size": 1536, "repeats": 3},
+            )
             if r.status_code != 200:
                 errors.append(r.text)
 
@@ -109,13 +128,17 @@ def test_health_answers_while_heavy_requests_run(server, api):
 
 def test_store_survives_restart(tmp_path):
     with PrismServer(data_dir=tmp_path, dashboards=False) as srv, srv.client("user") as c:
-        rows = c.post("/api/v1/gpu/benchmark", json={"benchmark_type": "fft", "workload_size": 64}).json()["data"]
+        rows = c.post(
+            "/api/v1/gpu/benchmark", json={"benchmark_type": "fft", "workload_size": 64}
+        ).json()["data"]
         run_id = rows[0]["run_id"]
     with PrismServer(data_dir=tmp_path, dashboards=False) as srv, srv.client("readonly") as c:
         run = c.get(f"/api/v1/gpu/benchmark/{run_id}")
         assert run.status_code == 200
         assert run.json()["data"]["results"][0]["throughput_gflops"] == rows[0]["throughput_gflops"]
-        assert any(r["run_id"] == run_id for r in c.get("/api/v1/gpu/benchmarks").json()["data"]["runs"])
+        assert any(
+            r["run_id"] == run_id for r in c.get("/api/v1/gpu/benchmarks").json()["data"]["runs"]
+        )
 
 
 @pytest.mark.parametrize("slug", ["system"])

@@ -11,8 +11,11 @@ from tests.serverutil import KEYS
 
 
 def _connect(server, path="/ws"):
-    return connect(server.ws_url.replace("/ws", path), additional_headers={"X-API-Key": KEYS["readonly"]},
-                   open_timeout=10)
+    return connect(
+        server.ws_url.replace("/ws", path),
+        additional_headers={"X-API-Key": KEYS["readonly"]},
+        open_timeout=10,
+    )
 
 
 def _recv(ws, timeout=10.0) -> dict:
@@ -37,8 +40,14 @@ def test_subscribe_and_unsubscribe(server):
         ws.send(json.dumps({"type": "Subscribe", "event_type": "ThreatDetected"}))
         msg = _recv(ws)
         assert msg["type"] == "Subscribed" and msg["event_types"] == ["ThreatDetected"]
-        ws.send(json.dumps({"type": "Subscribe", "event_types": ["PortfolioUpdate", "SystemStatus"]}))
-        assert set(_recv(ws)["subscriptions"]) == {"ThreatDetected", "PortfolioUpdate", "SystemStatus"}
+        ws.send(
+            json.dumps({"type": "Subscribe", "event_types": ["PortfolioUpdate", "SystemStatus"]})
+        )
+        assert set(_recv(ws)["subscriptions"]) == {
+            "ThreatDetected",
+            "PortfolioUpdate",
+            "SystemStatus",
+        }
         ws.send(json.dumps({"type": "Unsubscribe", "event_type": "SystemStatus"}))
         msg = _recv(ws)
         assert msg["type"] == "Unsubscribed" and "SystemStatus" not in msg["subscriptions"]
@@ -46,8 +55,12 @@ def test_subscribe_and_unsubscribe(server):
 
 def test_error_on_bad_messages_and_socket_stays_open(server):
     with _connect(server) as ws:
-        for bad in ("{this is not json", json.dumps([1, 2]), json.dumps({"type": "Teleport"}),
-                    json.dumps({"type": "Subscribe", "event_type": "NoSuchEvent"})):
+        for bad in (
+            "{this is not json",
+            json.dumps([1, 2]),
+            json.dumps({"type": "Teleport"}),
+            json.dumps({"type": "Subscribe", "event_type": "NoSuchEvent"}),
+        ):
             ws.send(bad)
             msg = _recv(ws)
             assert msg["type"] == "Error" and msg["message"]

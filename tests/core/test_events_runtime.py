@@ -22,7 +22,11 @@ def test_publish_reaches_subscribers_and_survives_a_broken_one():
     ev = bus.publish("ThreatDetected", {"threat_id": "t1", "confidence": 0.9})
     assert got == [ev]
     msg = ev.to_message()
-    assert msg["type"] == "ThreatDetected" and msg["threat_id"] == "t1" and isinstance(msg["timestamp"], int)
+    assert (
+        msg["type"] == "ThreatDetected"
+        and msg["threat_id"] == "t1"
+        and isinstance(msg["timestamp"], int)
+    )
     bus.unsubscribe(token)
     bus.publish("ThreatDetected", {})
     assert len(got) == 1
@@ -35,7 +39,10 @@ def test_publish_from_threads():
     bus = EventBus()
     got = []
     bus.subscribe(got.append)
-    threads = [threading.Thread(target=lambda: [bus.publish("SystemStatus", {}) for _ in range(100)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [bus.publish("SystemStatus", {}) for _ in range(100)])
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

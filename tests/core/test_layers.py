@@ -24,12 +24,18 @@ def test_no_forbidden_import_statements():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in FORBIDDEN
+            ]
     assert not offenders, offenders
 
 
 def test_importing_every_module_loads_no_ui_library():
-    modules = [m.name for m in pkgutil.walk_packages([str(ROOT)], "prism_kernels.") if not m.name.endswith("__main__")]
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages([str(ROOT)], "prism_kernels.")
+        if not m.name.endswith("__main__")
+    ]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}:\n"

@@ -15,7 +15,10 @@ from widgets.server.routing import Route, dumps, loads
 
 def test_parse_api_keys():
     assert parse_api_keys("abcdefgh:admin, ijklmnop:readonly,qrstuvwx") == {
-        "abcdefgh": "admin", "ijklmnop": "readonly", "qrstuvwx": "user"}
+        "abcdefgh": "admin",
+        "ijklmnop": "readonly",
+        "qrstuvwx": "user",
+    }
     with pytest.raises(ConfigError):
         parse_api_keys("abcdefgh:root")
     with pytest.raises(ConfigError):
@@ -23,12 +26,16 @@ def test_parse_api_keys():
 
 
 def test_settings_from_env_and_overrides():
-    s = Settings.from_env({"PRISM_API_KEYS": "abcdefgh:user", "PRISM_RATE_LIMIT": "7", "PRISM_MAX_BODY_MB": "2"},
-                          port=1234)
+    s = Settings.from_env(
+        {"PRISM_API_KEYS": "abcdefgh:user", "PRISM_RATE_LIMIT": "7", "PRISM_MAX_BODY_MB": "2"},
+        port=1234,
+    )
     assert s.port == 1234 and s.rate_limit == 7 and s.max_body_bytes == 2 * 1024 * 1024
     assert s.generated_key is None
     s = Settings.from_env({})
-    assert s.auth and s.generated_key and s.api_keys == {s.generated_key: "admin"}  # never open by accident
+    assert (
+        s.auth and s.generated_key and s.api_keys == {s.generated_key: "admin"}
+    )  # never open by accident
     s = Settings.from_env({}, auth=False)
     assert not s.auth and s.generated_key is None
     with pytest.raises(ConfigError):
@@ -75,7 +82,10 @@ def test_token_bucket_with_a_fake_clock():
 
 
 def test_json_finite_only():
-    assert dumps({"a": float("nan"), "b": [1.0, math.inf], "c": 2}) == '{"a":null,"b":[1.0,null],"c":2}'
+    assert (
+        dumps({"a": float("nan"), "b": [1.0, math.inf], "c": 2})
+        == '{"a":null,"b":[1.0,null],"c":2}'
+    )
     with pytest.raises(ValueError):
         loads('{"a": NaN}')
     with pytest.raises(ValueError):

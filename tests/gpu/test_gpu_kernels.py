@@ -56,8 +56,16 @@ def test_monte_carlo_var_on_cupy_within_three_standard_errors():
     w = np.full(n, 1.0 / n)
     cov = 1e-4 * (0.3 * np.ones((n, n)) + 0.7 * np.eye(n))
     mu = np.zeros(n)
-    mc = monte_carlo_var(_cp(w), _cp(mu), _cp(cov), confidence=0.99, horizon=1, n_paths=2_000_000, seed=1,
-                         compound=False)
+    mc = monte_carlo_var(
+        _cp(w),
+        _cp(mu),
+        _cp(cov),
+        confidence=0.99,
+        horizon=1,
+        n_paths=2_000_000,
+        seed=1,
+        compound=False,
+    )
     sigma = float(np.sqrt(w @ cov @ w))
     var_ref = normal_var_cvar(0.0, sigma, 0.99, 1)[0]
     assert abs(float(mc.var) - var_ref) < 3 * float(mc.standard_error)

@@ -43,7 +43,11 @@ class ServerApp:
 
         self.settings = settings
         if runtime is None:
-            store = Store(settings.data_dir / "prism.sqlite") if settings.data_dir else Store(":memory:")
+            store = (
+                Store(settings.data_dir / "prism.sqlite")
+                if settings.data_dir
+                else Store(":memory:")
+            )
             runtime = Runtime(store)
         self.runtime = set_runtime(runtime)
         self.metrics = ServerMetrics()
@@ -59,11 +63,15 @@ class ServerApp:
         self._callbacks: list[PeriodicCallback] = []
         self.runtime.bus.subscribe(lambda e: self.metrics.events.labels(e.type).inc())
         info = B.describe()
-        self.metrics.backend.labels(info["backend"], info["device"]).set(1.0 if info["gpu"] else 0.0)
+        self.metrics.backend.labels(info["backend"], info["device"]).set(
+            1.0 if info["gpu"] else 0.0
+        )
 
     # ------------------------------------------------------------ auth, limits, execution
 
-    def authenticate_request(self, handler: web.RequestHandler, allow_query_key: bool = False) -> str | None:
+    def authenticate_request(
+        self, handler: web.RequestHandler, allow_query_key: bool = False
+    ) -> str | None:
         """The caller's role (``None`` with auth off); raises 401 or 429 as :class:`ApiError`."""
         if not self.settings.auth:
             return "admin"
@@ -75,10 +83,17 @@ class ServerApp:
             handler.set_header(k, v)
         if not decision.allowed:
             self.metrics.rate_refusals.inc()
-            raise ApiError(429, f"rate limit of {self.settings.rate_limit:g} requests/s per key exceeded; "
-                                f"retry after {decision.headers()['Retry-After']} s",
-                           error="TooManyRequests", headers=decision.headers(),
-                           details={"limit_per_s": self.settings.rate_limit, "burst": self.settings.rate_burst})
+            raise ApiError(
+                429,
+                f"rate limit of {self.settings.rate_limit:g} requests/s per key exceeded; "
+                f"retry after {decision.headers()['Retry-After']} s",
+                error="TooManyRequests",
+                headers=decision.headers(),
+                details={
+                    "limit_per_s": self.settings.rate_limit,
+                    "burst": self.settings.rate_burst,
+                },
+            )
         return role
 
     def check_access(self, handler: web.RequestHandler, route: Route) -> str | None:
@@ -126,8 +141,12 @@ class ServerApp:
         self.metrics.latency.labels(name).observe(handler.request.request_time())
 
     def log_exception(self, handler: web.RequestHandler, exc: BaseException) -> None:
-        log.error("unhandled error in %s %s", handler.request.method, handler.request.path,
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "unhandled error in %s %s",
+            handler.request.method,
+            handler.request.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
     # ------------------------------------------------------------ background work
 
@@ -161,7 +180,10 @@ class ServerApp:
     def start_background(self, loop: IOLoop) -> None:
         self.hub.start(loop)
         self.sample_utilization()
-        for fn, every_s in ((self.publish_status, self.settings.status_interval_s), (self.sample_utilization, 1.0)):
+        for fn, every_s in (
+            (self.publish_status, self.settings.status_interval_s),
+            (self.sample_utilization, 1.0),
+        ):
             cb = PeriodicCallback(fn, every_s * 1000)
             cb.start()
             self._callbacks.append(cb)
@@ -191,7 +213,10 @@ class ServerApp:
             (API_PREFIX + r"/openapi\.json$", OpenApiHandler, {"app": self}),
             (r"/$", IndexHandler, {"app": self}),
         ]
-        out += [(pattern, ApiHandler, {"app": self, "routes": methods}) for pattern, methods in by_path.items()]
+        out += [
+            (pattern, ApiHandler, {"app": self, "routes": methods})
+            for pattern, methods in by_path.items()
+        ]
         out.append((API_PREFIX + r"(/.*)?$", NotFoundHandler, {"app": self}))
         out.append((r"/api(/.*)?$", NotFoundHandler, {"app": self}))
         return out
@@ -304,8 +329,9 @@ def tornado_routes() -> list[tuple]:
     return app.tornado_routes()
 
 
-def build_server(settings: Settings, show: bool = False, loop: IOLoop | None = None,
-                 verbose: bool = True) -> tuple[ServerApp, Any]:
+def build_server(
+    settings: Settings, show: bool = False, loop: IOLoop | None = None, verbose: bool = True
+) -> tuple[ServerApp, Any]:
     """The :class:`ServerApp` and the (not yet started) Panel/Bokeh server carrying its routes.
 
     ``loop`` is the IOLoop it runs on (default: the current one); :func:`serve` runs it in the
@@ -322,7 +348,11 @@ def build_server(settings: Settings, show: bool = False, loop: IOLoop | None = N
             apps[d.slug] = d.factory
             app.dashboards.append({"slug": d.slug, "title": d.title, "description": d.description})
     host = settings.address
-    origins = ["*"] if host in ("0.0.0.0", "::") else [f"{h}:{settings.port}" for h in {host, "localhost", "127.0.0.1"}]
+    origins = (
+        ["*"]
+        if host in ("0.0.0.0", "::")
+        else [f"{h}:{settings.port}" for h in {host, "localhost", "127.0.0.1"}]
+    )
     server = pn.serve(
         apps,
         port=settings.port,

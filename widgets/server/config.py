@@ -24,7 +24,9 @@ def parse_api_keys(text: str) -> dict[str, str]:
         key, _, role = item.partition(":")
         key, role = key.strip(), (role.strip() or "user")
         if role not in ROLES:
-            raise ConfigError(f"PRISM_API_KEYS: role {role!r} for a key is not one of {', '.join(ROLES)}")
+            raise ConfigError(
+                f"PRISM_API_KEYS: role {role!r} for a key is not one of {', '.join(ROLES)}"
+            )
         if len(key) < 8:
             raise ConfigError("PRISM_API_KEYS: keys must be at least 8 characters")
         keys[key] = role
@@ -74,7 +76,11 @@ class Settings:
         for name, value in overrides.items():
             if value is not None:
                 setattr(s, name, value)
-        if "rate_limit" in overrides and overrides["rate_limit"] is not None and "PRISM_RATE_BURST" not in env:
+        if (
+            "rate_limit" in overrides
+            and overrides["rate_limit"] is not None
+            and "PRISM_RATE_BURST" not in env
+        ):
             s.rate_burst = s.rate_limit
         if s.auth and not s.api_keys:
             # Never run open by accident: make one admin key and let the CLI print it once.

@@ -42,7 +42,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {"success": False, "error": self.error, "message": self.message, "details": self.details}
+        return {
+            "success": False,
+            "error": self.error,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 def _loc(loc: tuple) -> str:
@@ -71,7 +76,11 @@ def from_exception(exc: BaseException) -> ApiError:
     if isinstance(exc, ValidationError):
         return from_validation_error(exc)
     if isinstance(exc, InvalidInput):
-        return ApiError(400, f"{exc.field}: {exc.message}", details={"field": exc.field, **_jsonable(exc.details)})
+        return ApiError(
+            400,
+            f"{exc.field}: {exc.message}",
+            details={"field": exc.field, **_jsonable(exc.details)},
+        )
     if isinstance(exc, NotFound):
         return ApiError(404, str(exc), details={"kind": exc.kind, "id": str(exc.id)})
     if isinstance(exc, Unavailable):
@@ -81,8 +90,11 @@ def from_exception(exc: BaseException) -> ApiError:
     if isinstance(exc, OverflowError):
         # Finite but extreme numbers (1e300 squared) overflow inside a kernel: the input is
         # out of range, not the server broken.
-        return ApiError(400, f"a number in the request is too large to compute with ({exc})",
-                        details={"field": "body"})
+        return ApiError(
+            400,
+            f"a number in the request is too large to compute with ({exc})",
+            details={"field": "body"},
+        )
     return ApiError(500, "internal error; the server log has the details", details={})
 
 

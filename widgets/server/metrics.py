@@ -13,25 +13,55 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("http_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("http_request_duration_seconds", "Request latency by route", ["route"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-                                 registry=r)
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
         self.errors = Counter("api_errors", "API error responses by kind", ["error"], registry=r)
         self.in_flight = Gauge("http_requests_in_flight", "API requests being computed", registry=r)
-        self.queue_depth = Gauge("executor_queue_depth", "Computations waiting for an executor thread", registry=r)
+        self.queue_depth = Gauge(
+            "executor_queue_depth", "Computations waiting for an executor thread", registry=r
+        )
         self.websockets = Gauge("websocket_connections", "Open WebSocket connections", registry=r)
-        self.ws_messages = Counter("websocket_messages", "WebSocket messages by direction and type",
-                                   ["direction", "type"], registry=r)
-        self.auth_refusals = Counter("auth_refusals", "Requests refused by auth", ["status"], registry=r)
-        self.rate_refusals = Counter("rate_limit_refusals", "Requests refused by the rate limit", registry=r)
-        self.events = Counter("events_published", "Events published on the bus", ["type"], registry=r)
-        self.backend = Gauge("backend_info", "Active array backend (label) and GPU presence (value)",
-                             ["backend", "device"], registry=r)
-        self.gpu_memory_used = Gauge("gpu_memory_used_bytes", "GPU memory in use (0 without a GPU)", registry=r)
-        self.gpu_memory_total = Gauge("gpu_memory_total_bytes", "GPU memory in total (0 without a GPU)", registry=r)
-        self.process_rss = Gauge("process_resident_memory_bytes_prism", "Server resident memory", registry=r)
+        self.ws_messages = Counter(
+            "websocket_messages",
+            "WebSocket messages by direction and type",
+            ["direction", "type"],
+            registry=r,
+        )
+        self.auth_refusals = Counter(
+            "auth_refusals", "Requests refused by auth", ["status"], registry=r
+        )
+        self.rate_refusals = Counter(
+            "rate_limit_refusals", "Requests refused by the rate limit", registry=r
+        )
+        self.events = Counter(
+            "events_published", "Events published on the bus", ["type"], registry=r
+        )
+        self.backend = Gauge(
+            "backend_info",
+            "Active array backend (label) and GPU presence (value)",
+            ["backend", "device"],
+            registry=r,
+        )
+        self.gpu_memory_used = Gauge(
+            "gpu_memory_used_bytes", "GPU memory in use (0 without a GPU)", registry=r
+        )
+        self.gpu_memory_total = Gauge(
+            "gpu_memory_total_bytes", "GPU memory in total (0 without a GPU)", registry=r
+        )
+        self.process_rss = Gauge(
+            "process_resident_memory_bytes_prism", "Server resident memory", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,7 +47,10 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
 
 def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[str, Any]:
     """An OpenAPI 3.1 document listing every route with request and response schemas."""
-    models: list[tuple[type[BaseModel], str]] = [(ErrorBody, "serialization"), (Metadata, "serialization")]
+    models: list[tuple[type[BaseModel], str]] = [
+        (ErrorBody, "serialization"),
+        (Metadata, "serialization"),
+    ]
     for r in routes:
         if r.request is not None:
             models.append((r.request, "validation"))
@@ -78,12 +81,19 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
         if r.description and r.description != r.summary:
             op["description"] = r.description
         for p in r.path_params:
-            op["parameters"].append({"name": p, "in": "path", "required": True, "schema": {"type": "string"}})
+            op["parameters"].append(
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            )
         if r.query is not None:
             op["parameters"].extend(_query_parameters(r.query, schemas))
         if r.request is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(r.request, "validation")}}}
-        data_schema: dict[str, Any] = ref(r.response, "serialization") if r.response is not None else {}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(r.request, "validation")}},
+            }
+        data_schema: dict[str, Any] = (
+            ref(r.response, "serialization") if r.response is not None else {}
+        )
         op["responses"]["200"] = {
             "description": "Success envelope",
             "content": {

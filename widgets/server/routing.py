@@ -108,9 +108,15 @@ class RouteGroup:
     def add(self, method: str, path: str, **kw: Any) -> Callable[[Callable], Callable]:
         def deco(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
             self.routes.append(
-                Route(method, self.prefix + path, fn, tag=self.domain,
-                      summary=kw.pop("summary", (fn.__doc__ or "").strip().split("\n")[0]),
-                      description=kw.pop("description", (fn.__doc__ or "").strip()), **kw)
+                Route(
+                    method,
+                    self.prefix + path,
+                    fn,
+                    tag=self.domain,
+                    summary=kw.pop("summary", (fn.__doc__ or "").strip().split("\n")[0]),
+                    description=kw.pop("description", (fn.__doc__ or "").strip()),
+                    **kw,
+                )
             )
             return fn
 
@@ -221,18 +227,32 @@ class ApiHandler(web.RequestHandler):
             if route is None and self.request.method == "HEAD":
                 route = self.routes_by_method.get("GET")
             if route is None:
-                allow = sorted(self.routes_by_method) + (["HEAD"] if "GET" in self.routes_by_method else [])
+                allow = sorted(self.routes_by_method) + (
+                    ["HEAD"] if "GET" in self.routes_by_method else []
+                )
                 self.set_header("Allow", ", ".join(allow))
-                raise ApiError(405, f"{self.request.method} is not allowed on {self.request.path}; allowed: {', '.join(allow)}")
+                raise ApiError(
+                    405,
+                    f"{self.request.method} is not allowed on {self.request.path}; allowed: {', '.join(allow)}",
+                )
             self.route = route
             if self._too_large:
-                raise ApiError(413, f"request body larger than {self.app.settings.max_body_mb:g} MB (PRISM_MAX_BODY_MB)",
-                               details={"max_bytes": self.app.settings.max_body_bytes})
+                raise ApiError(
+                    413,
+                    f"request body larger than {self.app.settings.max_body_mb:g} MB (PRISM_MAX_BODY_MB)",
+                    details={"max_bytes": self.app.settings.max_body_bytes},
+                )
             role = self.app.check_access(self, route)
             body = self._parse_body(route)
             query = self._parse_query(route)
-            req = Request(body=body, query=query, path=path, role=role, runtime=self.app.runtime,
-                          request_id=self.request_id)
+            req = Request(
+                body=body,
+                query=query,
+                path=path,
+                role=role,
+                runtime=self.app.runtime,
+                request_id=self.request_id,
+            )
             result = await self.app.execute(route, req)
             self.write_envelope(result)
         except Exception as exc:  # every failure is a JSON error body
@@ -248,8 +268,12 @@ class ApiHandler(web.RequestHandler):
             try:
                 data = loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(400, f"malformed JSON body: {exc}", error="MalformedJson",
-                               details={"field": "body"}) from None
+                raise ApiError(
+                    400,
+                    f"malformed JSON body: {exc}",
+                    error="MalformedJson",
+                    details={"field": "body"},
+                ) from None
         try:
             return route.request.model_validate(data)
         except ValidationError as exc:
@@ -324,7 +348,9 @@ class NotFoundHandler(web.RequestHandler):
     def prepare(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_status(404)
-        self.finish(dumps(ApiError(404, f"no route {self.request.method} {self.request.path}").body()))
+        self.finish(
+            dumps(ApiError(404, f"no route {self.request.method} {self.request.path}").body())
+        )
 
     def on_finish(self) -> None:
         self.app.record_request(self, None)

@@ -110,8 +110,15 @@ class EventSocket(websocket.WebSocketHandler):
         self.send(dumps(msg), msg["type"])
 
     def error(self, message: str, **details: Any) -> None:
-        self.reply({"type": "Error", "error": "BadMessage", "message": message, "details": details,
-                    "timestamp": int(time.time())})
+        self.reply(
+            {
+                "type": "Error",
+                "error": "BadMessage",
+                "message": message,
+                "details": details,
+                "timestamp": int(time.time()),
+            }
+        )
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -126,7 +133,9 @@ class EventSocket(websocket.WebSocketHandler):
             self.error("a message must be a JSON object with a string 'type'")
             return
         kind = msg["type"]
-        self.app.metrics.ws_messages.labels("in", kind if kind in ("Ping", "Subscribe", "Unsubscribe") else "other").inc()
+        self.app.metrics.ws_messages.labels(
+            "in", kind if kind in ("Ping", "Subscribe", "Unsubscribe") else "other"
+        ).inc()
         if kind == "Ping":
             self.reply({"type": "Pong", "timestamp": int(time.time())})
         elif kind in ("Subscribe", "Unsubscribe"):
@@ -135,14 +144,26 @@ class EventSocket(websocket.WebSocketHandler):
                 return
             if kind == "Subscribe":
                 self.subscriptions |= types
-                self.reply({"type": "Subscribed", "event_types": sorted(types),
-                            "subscriptions": sorted(self.subscriptions)})
+                self.reply(
+                    {
+                        "type": "Subscribed",
+                        "event_types": sorted(types),
+                        "subscriptions": sorted(self.subscriptions),
+                    }
+                )
             else:
                 self.subscriptions -= types
-                self.reply({"type": "Unsubscribed", "event_types": sorted(types),
-                            "subscriptions": sorted(self.subscriptions)})
+                self.reply(
+                    {
+                        "type": "Unsubscribed",
+                        "event_types": sorted(types),
+                        "subscriptions": sorted(self.subscriptions),
+                    }
+                )
         else:
-            self.error(f"unknown message type {kind!r}; send Ping, Subscribe or Unsubscribe", type=kind)
+            self.error(
+                f"unknown message type {kind!r}; send Ping, Subscribe or Unsubscribe", type=kind
+            )
 
     def _types(self, msg: dict[str, Any]) -> set[str] | None:
         raw = msg.get("event_types", msg.get("event_type", "*"))
@@ -154,7 +175,9 @@ class EventSocket(websocket.WebSocketHandler):
             return set(EVENT_TYPES)
         unknown = [n for n in names if n not in EVENT_TYPES]
         if unknown:
-            self.error(f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}",
-                       unknown=unknown)
+            self.error(
+                f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}",
+                unknown=unknown,
+            )
             return None
         return set(names)

@@ -25,7 +25,11 @@ class GpuStatus(ApiResponse):
     timestamp: float
 
 
-@ROUTES.get("/status", response=GpuStatus, summary="Device status, or available=false with the CPU backend described")
+@ROUTES.get(
+    "/status",
+    response=GpuStatus,
+    summary="Device status, or available=false with the CPU backend described",
+)
 def status(req: Request) -> dict:
     return gpu.gpu_status()
 
@@ -43,7 +47,9 @@ def metrics(req: Request) -> dict:
 
 
 class UtilizationQuery(ApiModel):
-    seconds: float | None = Field(None, gt=0, le=86400, description="Only the last N seconds of samples")
+    seconds: float | None = Field(
+        None, gt=0, le=86400, description="Only the last N seconds of samples"
+    )
 
 
 class Utilization(ApiResponse):
@@ -54,18 +60,29 @@ class Utilization(ApiResponse):
     summary: dict
 
 
-@ROUTES.get("/utilization", query=UtilizationQuery, response=Utilization,
-            summary="Rolling history sampled by the server once a second (never synthesized)")
+@ROUTES.get(
+    "/utilization",
+    query=UtilizationQuery,
+    response=Utilization,
+    summary="Rolling history sampled by the server once a second (never synthesized)",
+)
 def utilization(req: Request) -> dict:
     return req.service(UtilizationMonitor).history(req.query.seconds)
 
 
 class BenchmarkRequest(ApiModel):
     benchmark_type: Literal["matrix_multiply", "fft", "memory_bandwidth", "all"] = "all"
-    workload_size: int | None = Field(None, ge=1, le=2048, description="Matrix side (default 1024); FFT and bandwidth use its square")
+    workload_size: int | None = Field(
+        None,
+        ge=1,
+        le=2048,
+        description="Matrix side (default 1024); FFT and bandwidth use its square",
+    )
     dtype: Literal["float32", "float64"] = "float32"
     repeats: int = Field(3, ge=1, le=10)
-    duration_secs: float | None = Field(None, description="Accepted for compatibility; the repeats decide the duration")
+    duration_secs: float | None = Field(
+        None, description="Accepted for compatibility; the repeats decide the duration"
+    )
 
     @field_validator("benchmark_type", mode="before")
     @classmethod
@@ -98,8 +115,12 @@ class BenchmarkResults(RootModel[list[BenchmarkRow]]):
     """One row per test (the original API's ``data`` was an array too)."""
 
 
-@ROUTES.post("/benchmark", request=BenchmarkRequest, response=BenchmarkResults,
-             summary="Run a matrix product, FFT and memory-bandwidth test on the active backend")
+@ROUTES.post(
+    "/benchmark",
+    request=BenchmarkRequest,
+    response=BenchmarkResults,
+    summary="Run a matrix product, FFT and memory-bandwidth test on the active backend",
+)
 def benchmark(req: Request) -> dict:
     b = req.body
     run = req.service(GpuService).benchmark(b.benchmark_type, b.workload_size, b.dtype, b.repeats)
@@ -123,12 +144,18 @@ class Page(ApiModel):
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
-@ROUTES.get("/benchmarks", query=Page, response=BenchmarkRuns, summary="Stored benchmark runs, newest first")
+@ROUTES.get(
+    "/benchmarks", query=Page, response=BenchmarkRuns, summary="Stored benchmark runs, newest first"
+)
 def benchmark_runs(req: Request) -> dict:
     svc = req.service(GpuService)
     return {"runs": svc.runs(req.query.limit, req.query.offset), "total": svc.store.count(svc.KIND)}
 
 
-@ROUTES.get("/benchmark/{run_id}", response=BenchmarkRun, summary="One stored benchmark run (404 when unknown)")
+@ROUTES.get(
+    "/benchmark/{run_id}",
+    response=BenchmarkRun,
+    summary="One stored benchmark run (404 when unknown)",
+)
 def benchmark_run(req: Request) -> dict:
     return req.service(GpuService).run(req.path["run_id"])

@@ -466,7 +466,10 @@ class TdaRequest(FrameIn):
     max_points: int | None = Field(
         500, ge=1, le=100_000, description="At most this many pairs listed"
     )
-    method: Literal["ours", "gudhi"] = "ours"
+    method: Literal["ours", "gudhi"] = Field(
+        "gudhi",
+        description="gudhi (C++, fastest on a CPU) or ours (the array union-find; same diagram)",
+    )
     processing_options: TdaOptions | None = None
 
     @field_validator("filtration", "method", mode="before")

@@ -97,3 +97,18 @@ def test_route_pattern_and_roles():
     assert r.method == "GET" and r.path_params == ["item_id"] and r.role == "readonly"
     assert r.pattern == "/api/v1/x/(?P<item_id>[^/]+)$"
     assert Route("post", "/api/v1/x", lambda req: None).role == "user"
+
+
+def test_snake_case_spellings():
+    from prism_kernels.names import snake_case
+
+    for raw in (
+        "MaximizeSharpe",
+        "maximize-sharpe",
+        "Maximize Sharpe",
+        "maximize__sharpe",
+        " maximize_sharpe ",
+    ):
+        assert snake_case(raw) == "maximize_sharpe"
+    assert snake_case("HRP") == "hrp" and snake_case("MatrixMultiply") == "matrix_multiply"
+    assert snake_case(3) == 3

@@ -8,6 +8,7 @@ from pydantic import Field, RootModel, field_validator
 
 from prism_kernels import gpu
 from prism_kernels.gpu import GpuService, UtilizationMonitor
+from prism_kernels.names import snake_case
 from prism_kernels.system import system_readings
 from widgets.server.models import ApiModel, ApiResponse
 from widgets.server.routing import Request, RouteGroup
@@ -88,11 +89,7 @@ class BenchmarkRequest(ApiModel):
     @classmethod
     def _snake(cls, v: object) -> object:
         # The original's clients also send PascalCase ("MatrixMultiply").
-        if isinstance(v, str):
-            import re
-
-            return re.sub(r"(?<!^)(?=[A-Z])", "_", v).lower()
-        return v
+        return snake_case(v)
 
 
 class BenchmarkRow(ApiResponse):

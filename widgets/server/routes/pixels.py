@@ -22,13 +22,13 @@ send them, inside ``processing_options`` (top-level values win).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, RootModel, field_validator
 
 from prism_kernels.errors import InvalidInput
+from prism_kernels.names import snake_case as _snake
 from prism_kernels.pixels.frames import decode_frame, encode_frame
 from prism_kernels.pixels.processing import estimate_background
 from prism_kernels.pixels.service import PixelsService
@@ -41,14 +41,6 @@ ROUTES = RouteGroup(
 
 MAX_SIDE = 16384
 SEGMENT_METHODS = ("otsu", "multi_otsu", "adaptive", "adaptive_mean", "watershed", "fixed")
-
-
-def _snake(v: Any) -> Any:
-    """``"MultiOtsu"`` / ``"multi-otsu"`` -> ``"multi_otsu"`` (strings only)."""
-    if isinstance(v, str):
-        s = re.sub(r"(?<!^)(?=[A-Z])", "_", v.strip()).replace("-", "_").replace(" ", "_")
-        return re.sub(r"_+", "_", s).lower()
-    return v
 
 
 # ---------------------------------------------------------------- frames

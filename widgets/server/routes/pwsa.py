@@ -9,12 +9,12 @@ original Python client and notebook 02 (``fuse`` object with per-sensor targets,
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import Field, RootModel, field_validator, model_validator
 
 from prism_kernels.errors import InvalidInput
+from prism_kernels.names import snake_case as _snake
 from prism_kernels.pwsa.prioritize import STRATEGIES
 from prism_kernels.pwsa.service import PwsaService, radar_to_enu
 from widgets.server.models import ApiModel, ApiResponse
@@ -37,15 +37,6 @@ PREDICTION_MODELS = (
     "cv",
     "linear",
 )
-
-
-def _snake(v: Any) -> Any:
-    """``"KalmanFilter"`` / ``"kalman-filter"`` -> ``"kalman_filter"`` (strings only)."""
-    if isinstance(v, str):
-        return (
-            re.sub(r"(?<!^)(?=[A-Z])", "_", v.strip()).replace("-", "_").replace(" ", "_").lower()
-        )
-    return v
 
 
 # ---------------------------------------------------------------- shared input types

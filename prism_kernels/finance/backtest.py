@@ -29,7 +29,6 @@ rebalances holdings grow by a cumulative product).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,9 @@ import numpy as np
 from prism_kernels.backend import backend_name, get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
 from prism_kernels.finance.risk import _like, _to_array
+from prism_kernels.names import snake_case as _snake
+
+MAX_CAPITAL = 1e15  # currency units; larger capitals risk overflowing the equity curve
 
 __all__ = ["BacktestResult", "backtest", "optimizer_strategy", "rebalance_schedule", "STRATEGIES"]
 
@@ -51,11 +53,6 @@ _CALENDAR = {
     "yearly": "Y",
     "annual": "Y",
 }
-
-
-def _snake(s: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(s).strip())
-    return re.sub(r"[\s\-]+", "_", s).lower()
 
 
 @dataclass
@@ -360,6 +357,11 @@ def backtest(
     V0 = float(initial_capital)
     if not math.isfinite(V0) or V0 <= 0:
         raise InvalidInput("initial_capital", f"must be positive; got {initial_capital}")
+    if V0 > MAX_CAPITAL:
+        # Equity is capital times a product of gross returns: keep it far from float overflow.
+        raise InvalidInput(
+            "initial_capital", f"must be at most {MAX_CAPITAL:g}; got {initial_capital}"
+        )
 
     # strategy resolution
     if isinstance(strategy, str):

@@ -213,3 +213,13 @@ def test_invalid_inputs_name_the_field(kwargs, field):
     with pytest.raises(InvalidInput) as e:
         backtest(p, s, **base)
     assert e.value.field == field
+
+
+def test_initial_capital_too_large_is_refused():
+    from prism_kernels.errors import InvalidInput
+    from prism_kernels.finance.backtest import backtest
+
+    prices = np.cumprod(1 + np.full((30, 2), 0.01), axis=0)
+    with pytest.raises(InvalidInput) as exc:
+        backtest(prices, "equal_weight", initial_capital=1e308)
+    assert exc.value.field == "initial_capital"

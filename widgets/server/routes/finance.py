@@ -31,6 +31,7 @@ from pydantic import (
 
 from prism_kernels.errors import InvalidInput
 from prism_kernels.finance.service import FinanceService
+from prism_kernels.names import snake_case as _snake
 from widgets.server.models import ApiModel, ApiResponse
 from widgets.server.routing import Request, RouteGroup
 
@@ -113,14 +114,6 @@ BoundInput = Annotated[
         }
     ),
 ]
-
-
-def _snake(v: Any) -> Any:
-    """``"MaximizeSharpe"`` / ``"maximize-sharpe"`` -> ``"maximize_sharpe"`` (strings only)."""
-    if isinstance(v, str):
-        s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", v.strip())
-        return re.sub(r"[\s\-]+", "_", s).lower()
-    return v
 
 
 def _svc(req: Request) -> FinanceService:
@@ -642,7 +635,7 @@ class BacktestRequest(ApiModel):
     )
     start_date: str | None = Field(None, description="Inclusive, e.g. 2021-01-01")
     end_date: str | None = None
-    initial_capital: float = Field(1_000_000.0, gt=0)
+    initial_capital: float = Field(1_000_000.0, gt=0, le=1e15)
     prices: PriceInput | None = Field(None, description="Daily closes, T x n or {symbol: [..]}")
     historical_data: PriceInput | None = Field(None, description="Client name for prices")
     assets: list[str] | None = Field(None, description="Tickers (of the S&P 500 data or prices)")

@@ -322,64 +322,40 @@ def run_benchmark(
     rng = np.random.default_rng(0)
     itemsize = np.dtype(dtype).itemsize
     results = []
+
+    def row(
+        kind: str, size: int, t: float, gflop: float | None, gbyte: float | None, ops: float
+    ) -> BenchmarkResult:
+        """One result from the median time ``t`` and the work done (GFLOP, GB moved, operations)."""
+        return BenchmarkResult(
+            kind,
+            name,
+            device,
+            size,
+            dtype,
+            repeats,
+            t * 1e3,
+            None if gflop is None else gflop / t,
+            None if gbyte is None else gbyte / t,
+            ops / t,
+        )
+
+    m = min(n * n, MAX_ELEMENTS)
     for kind in kinds:
         try:
             if kind == "matrix_multiply":
                 a = B.asarray(rng.standard_normal((n, n)), name, dtype)
                 b = B.asarray(rng.standard_normal((n, n)), name, dtype)
                 t = _time(lambda a=a, b=b: xp.matmul(a, b), name, repeats)
-                flops = 2.0 * n**3
-                results.append(
-                    BenchmarkResult(
-                        kind,
-                        name,
-                        device,
-                        n,
-                        dtype,
-                        repeats,
-                        t * 1e3,
-                        flops / t / 1e9,
-                        3 * n * n * itemsize / t / 1e9,
-                        1.0 / t,
-                    )
-                )
+                results.append(row(kind, n, t, 2.0 * n**3 / 1e9, 3 * n * n * itemsize / 1e9, 1.0))
             elif kind == "fft":
-                m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
                 t = _time(lambda a=a: xp.fft.fft(a), name, repeats)
-                flops = 5.0 * m * math.log2(max(m, 2))
-                results.append(
-                    BenchmarkResult(
-                        kind,
-                        name,
-                        device,
-                        m,
-                        dtype,
-                        repeats,
-                        t * 1e3,
-                        flops / t / 1e9,
-                        None,
-                        1.0 / t,
-                    )
-                )
+                results.append(row(kind, m, t, 5.0 * m * math.log2(max(m, 2)) / 1e9, None, 1.0))
             else:
-                m = min(n * n, MAX_ELEMENTS)
                 a = B.asarray(rng.standard_normal(m), name, dtype)
                 t = _time(lambda a=a: a * 1.0001, name, repeats)
-                results.append(
-                    BenchmarkResult(
-                        kind,
-                        name,
-                        device,
-                        m,
-                        dtype,
-                        repeats,
-                        t * 1e3,
-                        None,
-                        2.0 * m * itemsize / t / 1e9,
-                        m / t,
-                    )
-                )
+                results.append(row(kind, m, t, None, 2.0 * m * itemsize / 1e9, m))
         except MemoryError as exc:
             results.append(
                 BenchmarkResult(

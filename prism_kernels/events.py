@@ -1,6 +1,8 @@
 """The in-process event bus: services publish, the WebSocket and the dashboards subscribe.
 
-Events are ``(type, data)`` pairs, ``type`` one of :data:`EVENT_TYPES`. Publishing is
+Events are ``(type, data)`` pairs. Each type is declared once, by the domain that emits it
+(``DomainService.events`` declares its types through :func:`declare`); :func:`event_types` lists
+every declared type, so a new domain adds its events without editing this module. Publishing is
 thread-safe and never blocks on a slow subscriber: a subscriber that must hop to an event
 loop (the WebSocket) does so itself. A subscriber that raises is logged and kept.
 """
@@ -17,14 +19,36 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "ThreatDetected",
-    "PortfolioUpdate",
-    "NetworkCongestion",
-    "LlmStream",
-    "ForecastUpdate",
-    "SystemStatus",
-)
+_declared: dict[str, str] = {}
+_declared_lock = threading.Lock()
+
+
+def declare(*types: str, by: str = "") -> None:
+    """Declare event types (PascalCase names) that ``by`` (a domain or module) publishes.
+
+    Declaring a type twice is harmless; it keeps its first declarer.
+    """
+    for t in types:
+        if not isinstance(t, str) or not t[:1].isupper() or not t.isidentifier():
+            raise ValueError(f"event type {t!r} must be a PascalCase identifier")
+        with _declared_lock:
+            _declared.setdefault(t, by)
+
+
+def event_types() -> tuple[str, ...]:
+    """Every declared event type, sorted."""
+    with _declared_lock:
+        return tuple(sorted(_declared))
+
+
+def declared_by(type: str) -> str | None:
+    """Who declared ``type`` (``None`` when nobody did)."""
+    with _declared_lock:
+        return _declared.get(type)
+
+
+# The platform's own event: real CPU, memory and GPU readings, sent by the server.
+declare("SystemStatus", by="system")
 
 
 @dataclass(frozen=True)
@@ -55,7 +79,7 @@ class EventBus:
         self._subs: dict[int, Subscriber] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self.published: dict[str, int] = {t: 0 for t in EVENT_TYPES}
+        self.published: dict[str, int] = {}
 
     def subscribe(self, callback: Subscriber) -> int:
         """Register ``callback``; returns a token for :meth:`unsubscribe`."""
@@ -70,12 +94,15 @@ class EventBus:
 
     def publish(self, type: str, data: dict[str, Any]) -> Event:
         """Send an event to every subscriber and return it."""
-        if type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}")
+        if declared_by(type) is None:
+            raise ValueError(
+                f"undeclared event type {type!r} (declare it with prism_kernels.events.declare); "
+                f"declared: {', '.join(event_types())}"
+            )
         event = Event(type, data)
         with self._lock:
             subs = list(self._subs.values())
-            self.published[type] += 1
+            self.published[type] = self.published.get(type, 0) + 1
         for cb in subs:
             try:
                 cb(event)

@@ -8,9 +8,7 @@ backend, and the benchmark measures the CPU backend.
 
 from __future__ import annotations
 
-import collections
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -165,78 +163,6 @@ def gpu_readings() -> dict[str, Any]:
     return r
 
 
-class UtilizationMonitor:
-    """A rolling history of readings, sampled by whoever owns it (the server, every second).
-
-    Parameters
-    ----------
-    store, bus :
-        Accepted for the runtime's service protocol; the history lives in memory.
-    capacity : int
-        Samples kept (600 = ten minutes at one per second).
-    """
-
-    def __init__(self, store: Any = None, bus: Any = None, capacity: int = 600) -> None:
-        self._samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
-        self._lock = threading.Lock()
-
-    def sample(self) -> dict[str, Any]:
-        """Take one reading now and append it to the history."""
-        from prism_kernels.system import system_readings
-
-        g = gpu_readings()
-        s = system_readings()
-        point = {
-            "timestamp": time.time(),
-            "compute_utilization": g["utilization_percent"],
-            "memory_utilization": g["memory_used_percent"],
-            "temperature": g["temperature_c"],
-            "power_watts": g["power_watts"],
-            "cpu_utilization": s["cpu_usage"],
-            "host_memory_utilization": s["memory_usage"],
-        }
-        with self._lock:
-            self._samples.append(point)
-        return point
-
-    def history(self, seconds: float | None = None) -> dict[str, Any]:
-        """Samples of the last ``seconds`` (all when ``None``) and their summary.
-
-        The summary averages only readings that exist; with no GPU its GPU fields are ``None``.
-        """
-        with self._lock:
-            pts = list(self._samples)
-        if seconds is not None:
-            cutoff = time.time() - seconds
-            pts = [p for p in pts if p["timestamp"] >= cutoff]
-
-        def stats(key: str) -> tuple[float | None, float | None]:
-            vals = [p[key] for p in pts if p[key] is not None]
-            return (float(np.mean(vals)), float(np.max(vals))) if vals else (None, None)
-
-        cu_avg, cu_max = stats("compute_utilization")
-        mu_avg, mu_max = stats("memory_utilization")
-        cpu_avg, cpu_max = stats("cpu_utilization")
-        gpu_vals = [p["compute_utilization"] for p in pts if p["compute_utilization"] is not None]
-        return {
-            "time_series": pts,
-            "start_time": pts[0]["timestamp"] if pts else None,
-            "end_time": pts[-1]["timestamp"] if pts else None,
-            "samples": len(pts),
-            "summary": {
-                "avg_compute_utilization": cu_avg,
-                "peak_compute_utilization": cu_max,
-                "avg_memory_utilization": mu_avg,
-                "peak_memory_utilization": mu_max,
-                "avg_cpu_utilization": cpu_avg,
-                "peak_cpu_utilization": cpu_max,
-                "idle_time_percent": (100.0 * sum(v < 5 for v in gpu_vals) / len(gpu_vals))
-                if gpu_vals
-                else None,
-            },
-        }
-
-
 BENCHMARK_TYPES = ("matrix_multiply", "fft", "memory_bandwidth", "all")
 MAX_MATRIX = 16384
 MAX_ELEMENTS = 2**28  # 256 Mi elements: 2 GiB of float64
@@ -374,49 +300,3 @@ def run_benchmark(
                 )
             )
     return results
-
-
-class GpuService:
-    """Benchmark runs on the active backend, kept in the store (kind ``gpu_benchmark``) so their
-    history survives a restart."""
-
-    KIND = "gpu_benchmark"
-
-    def __init__(self, store: Any, bus: Any = None) -> None:
-        from prism_kernels.store import Bound
-
-        self.store = store
-        self.store.set_bound(self.KIND, Bound(max_items=1000))
-        self._lock = threading.Lock()
-
-    def benchmark(
-        self,
-        benchmark_type: str = "all",
-        size: int | None = None,
-        dtype: str = "float32",
-        repeats: int = 3,
-    ) -> dict[str, Any]:
-        """Run :func:`run_benchmark`, store the run, return ``{run_id, created, results}``."""
-        import uuid
-
-        rows = [r.to_dict() for r in run_benchmark(benchmark_type, size, dtype, repeats)]
-        run = {
-            "run_id": uuid.uuid4().hex[:12],
-            "created": time.time(),
-            "benchmark_type": benchmark_type,
-            "results": rows,
-        }
-        with self._lock:
-            self.store.put(self.KIND, run["run_id"], run)
-        return run
-
-    def runs(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        """Stored runs, newest first."""
-        total = self.store.count(self.KIND)
-        start = max(0, total - offset - limit)
-        items = self.store.list(self.KIND, limit=max(0, total - offset - start), offset=start)
-        return [doc for _, doc in reversed(items)]
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        """One stored run; raises :class:`~prism_kernels.errors.NotFound`."""
-        return self.store.get(self.KIND, run_id)

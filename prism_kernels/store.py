@@ -171,9 +171,9 @@ class Store:
             )
 
     def list(
-        self, kind: str, limit: int | None = None, offset: int = 0
+        self, kind: str, limit: int | None = None, offset: int = 0, newest_first: bool = False
     ) -> list[tuple[str, dict[str, Any]]]:
-        """``(id, doc)`` pairs of a kind, oldest first."""
+        """``(id, doc)`` pairs of a kind, oldest first (newest first with ``newest_first``)."""
         if offset < 0 or (limit is not None and limit < 0):
             raise InvalidInput("offset" if offset < 0 else "limit", "must not be negative")
         if offset >= 2**62:  # SQLite integers are 64-bit: nothing is stored that far anyway
@@ -182,7 +182,9 @@ class Store:
             limit = min(int(limit), 2**62)
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, doc FROM docs WHERE kind=? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                "SELECT id, doc FROM docs WHERE kind=? ORDER BY "
+                + ("created DESC, rowid DESC" if newest_first else "created, rowid")
+                + " LIMIT ? OFFSET ?",
                 (kind, -1 if limit is None else int(limit), int(offset)),
             ).fetchall()
         return [(r[0], json.loads(r[1])) for r in rows]

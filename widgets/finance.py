@@ -63,6 +63,11 @@ class FinanceViewer(DomainViewer):
     """
 
     title = param.String(default="Finance", precedence=-1)
+    slug = "finance"
+    order = 20
+    description = (
+        "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or synthetic prices"
+    )
     probe = ("objective", "min_volatility")  # the browser test's control (widgets.base)
     source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC, SP500])
     assets = param.ListSelector(default=[], objects=[], doc="Assets to hold")

@@ -112,6 +112,11 @@ class PixelsViewer(DomainViewer):
     """
 
     title = param.String(default="IR pixels", precedence=-1)
+    slug = "pixels"
+    order = 30
+    description = (
+        "Hotspots, segmentation, entropy map, persistence diagram and Betti curves, hotspot classes"
+    )
     #: The control the browser test changes (see :class:`widgets.base.DomainViewer`).
     probe = ("size", 128)
     source = param.Selector(

@@ -78,6 +78,11 @@ class PwsaViewer(DomainViewer):
     """
 
     title = param.String(default="PWSA tracking", precedence=-1)
+    slug = "pwsa"
+    order = 10
+    description = (
+        "Missile-warning scenario tracked live, threat ranking, API tracks"
+    )
     probe = ("source", API)  # the browser test switches the source; the map title and status follow
     source = param.Selector(
         default=LIVE, objects=[LIVE, API], doc="What the map and the table show"

@@ -1,14 +1,23 @@
-"""The dashboards the server offers, one per domain, each a Panel Viewer served at ``/<slug>``.
+"""The dashboards the server offers, discovered like the routes: no list to edit.
 
-To add a domain's dashboard, add one :class:`Dashboard` line to :data:`DASHBOARDS`.
+Every module directly inside ``widgets/`` that defines a :class:`~widgets.base.DomainViewer`
+subclass with a ``slug`` is a dashboard, served at ``/<slug>``, titled by the Viewer's
+``title`` and described on the index page by its ``description``. Viewers are listed by
+``order`` then slug.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+# Modules of ``widgets`` that are not dashboards (importing them would start nothing, but
+# the server, command line and base need not be read for Viewers).
+NOT_DASHBOARDS = {"base", "registry", "cli", "batch_cli", "server"}
 
 
 @dataclass(frozen=True)
@@ -16,7 +25,8 @@ class Dashboard:
     slug: str
     title: str
     description: str
-    viewer: str  # "module:ClassName" of the Viewer, imported when the server starts
+    viewer: str  # "module:ClassName" of the Viewer
+    order: int = 100
 
     def factory(self) -> Any:
         """A new Viewer for one browser session (the server calls this per session)."""
@@ -25,40 +35,32 @@ class Dashboard:
         return cls()
 
 
-DASHBOARDS: list[Dashboard] = [
-    Dashboard(
-        "system",
-        "System",
-        "Backend, device, CPU/GPU readings and a live benchmark",
-        "widgets.system:SystemViewer",
-    ),
-    Dashboard(
-        "pwsa",
-        "PWSA tracking",
-        "Missile-warning scenario tracked live, threat ranking, API tracks",
-        "widgets.pwsa:PwsaViewer",
-    ),
-    Dashboard(
-        "finance",
-        "Finance",
-        "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or synthetic prices",
-        "widgets.finance:FinanceViewer",
-    ),
-    Dashboard(
-        "pixels",
-        "IR pixels",
-        "Hotspots, segmentation, entropy map, persistence diagram and Betti curves, hotspot classes",
-        "widgets.pixels:PixelsViewer",
-    ),
-]
-
-
 def dashboards() -> list[Dashboard]:
-    return list(DASHBOARDS)
+    """Every discovered dashboard, by ``order`` then slug."""
+    import widgets
+    from widgets.base import DomainViewer
+
+    found: dict[str, Dashboard] = {}
+    for mod in pkgutil.iter_modules(widgets.__path__):
+        if mod.name in NOT_DASHBOARDS or mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"widgets.{mod.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, DomainViewer) and cls.__module__ == module.__name__ and cls.slug:
+                if cls.slug in found:
+                    raise RuntimeError(f"two dashboards claim /{cls.slug}")
+                found[cls.slug] = Dashboard(
+                    cls.slug,
+                    cls.param.title.default,
+                    cls.description,
+                    f"{module.__name__}:{cls.__name__}",
+                    cls.order,
+                )
+    return sorted(found.values(), key=lambda d: (d.order, d.slug))
 
 
 def viewer_factory(slug: str) -> Callable[[], Any]:
-    for d in DASHBOARDS:
+    for d in dashboards():
         if d.slug == slug:
             return d.factory
     raise KeyError(slug)

@@ -38,6 +38,11 @@ class SystemViewer(DomainViewer):
     """
 
     title = param.String(default="System", precedence=-1)
+    slug = "system"
+    order = 0
+    description = (
+        "Backend, device, CPU/GPU readings and a live benchmark"
+    )
     probe = ("window_s", 300)  # the browser test changes this; the chart title follows
     window_s = param.Selector(
         default=60, objects=[30, 60, 300, 600], label="Window (s)", doc="Seconds of history shown"

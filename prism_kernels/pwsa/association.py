@@ -25,9 +25,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
+from prism_kernels.arrays import as_float, check_finite, check_shape, device_of, inv_det_small
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float, check_finite, check_shape, device_of, inv_det_small
 from prism_kernels.pwsa.kalman import wrap_angle_dims
 
 

@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from prism_kernels.arrays import as_float, check_finite, mv, symmetrize
 from prism_kernels.backend import get_namespace
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float, check_finite, mv, symmetrize
 
 _GOLD = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -142,6 +142,6 @@ def covariance_intersection(
 
 
 def _dev(a: Any) -> Any:
-    from prism_kernels.pwsa._batch import device_of
+    from prism_kernels.arrays import device_of
 
     return device_of(a)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from prism_kernels.arrays import as_float, check_finite, check_shape, mT, symmetrize
 from prism_kernels.backend import get_namespace
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float, check_finite, check_shape, mT, symmetrize
 from prism_kernels.pwsa.kalman import kf_predict, kf_update
 from prism_kernels.pwsa.models import Ballistic, ConstantAcceleration, ConstantVelocity, MotionModel
 
@@ -217,6 +217,6 @@ class IMM:
 
 
 def _dev(a: Any) -> Any:
-    from prism_kernels.pwsa._batch import device_of
+    from prism_kernels.arrays import device_of
 
     return device_of(a)

@@ -19,9 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from prism_kernels.backend import get_namespace
-from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import (
+from prism_kernels.arrays import (
     as_float,
     check_finite,
     check_shape,
@@ -34,6 +32,8 @@ from prism_kernels.pwsa._batch import (
     selector_indices,
     symmetrize,
 )
+from prism_kernels.backend import get_namespace
+from prism_kernels.errors import InvalidInput
 
 LOG_2PI = math.log(2.0 * math.pi)
 

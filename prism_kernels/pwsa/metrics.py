@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from prism_kernels.arrays import as_float
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float
 
 
 def _check(X: Any, Y: Any, c: float, p: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from prism_kernels.arrays import as_float
+from prism_kernels.arrays import device_of as _dev
 from prism_kernels.backend import get_namespace
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float
-from prism_kernels.pwsa._batch import device_of as _dev
 
 GRAVITY = 9.80665
 """Standard gravity, m/s^2 (acts along -z)."""

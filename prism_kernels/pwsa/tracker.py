@@ -36,11 +36,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from prism_kernels.arrays import as_float, device_of, mT
 from prism_kernels.backend import asarray as backend_asarray
 from prism_kernels.backend import get_namespace as namespace_of
 from prism_kernels.backend import namespace, to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pwsa._batch import as_float, device_of, mT
 from prism_kernels.pwsa.association import (
     Assignment,
     chi2_gate,

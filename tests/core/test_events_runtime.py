@@ -6,8 +6,11 @@ import threading
 
 import pytest
 
-from prism_kernels.events import EventBus
+from prism_kernels.events import EventBus, declare, declared_by, event_types
 from prism_kernels.runtime import Runtime
+from prism_kernels.service import DomainService
+
+declare("ThreatDetected", by="tests")
 
 
 def test_publish_reaches_subscribers_and_survives_a_broken_one():
@@ -33,6 +36,23 @@ def test_publish_reaches_subscribers_and_survives_a_broken_one():
     assert bus.published["ThreatDetected"] == 2
     with pytest.raises(ValueError):
         bus.publish("NotAnEvent", {})
+
+
+def test_a_domain_declares_its_events_and_may_publish_only_those():
+    class SensorService(DomainService):
+        domain = "sensors"
+        events = ("SensorFlared",)
+
+    assert "SensorFlared" in event_types() and declared_by("SensorFlared") == "sensors"
+    svc = SensorService()
+    got = []
+    svc.bus.subscribe(got.append)
+    svc.publish("SensorFlared", {"id": 1})
+    assert [e.type for e in got] == ["SensorFlared"]
+    with pytest.raises(ValueError):
+        svc.publish("SystemStatus", {})
+    with pytest.raises(ValueError):
+        declare("not pascal case")
 
 
 def test_publish_from_threads():

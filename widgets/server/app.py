@@ -19,7 +19,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 import prism_kernels
 from prism_kernels import backend as B
-from prism_kernels.gpu import UtilizationMonitor
+from prism_kernels.gpu_service import GpuService
 from prism_kernels.runtime import Runtime, set_runtime
 from prism_kernels.store import Store
 from prism_kernels.system import system_readings
@@ -58,7 +58,7 @@ class ServerApp:
         self.started = time.time()
         self.routes: list[Route] = all_routes()
         self.hub = Hub(self)
-        self.monitor = self.runtime.service(UtilizationMonitor)
+        self.monitor = self.runtime.service(GpuService).monitor
         self.dashboards: list[dict[str, str]] = []
         self._callbacks: list[PeriodicCallback] = []
         self.runtime.bus.subscribe(lambda e: self.metrics.events.labels(e.type).inc())
@@ -112,7 +112,7 @@ class ServerApp:
     async def execute(self, route: Route, req: Any) -> Any:
         """Run a handler in the executor (or inline when it is trivial), with its timeout."""
         if not route.offload:
-            return route.handler(req)
+            return route.call(req)
         loop = asyncio.get_running_loop()
         self.queued += 1
         self.metrics.queue_depth.set(self.queued)
@@ -123,7 +123,7 @@ class ServerApp:
             self.metrics.queue_depth.set(self.queued)
             self.metrics.in_flight.set(self.in_flight)
             try:
-                return route.handler(req)
+                return route.call(req)
             finally:
                 self.in_flight -= 1
                 self.metrics.in_flight.set(self.in_flight)
@@ -167,13 +167,11 @@ class ServerApp:
         )
 
     def sample_utilization(self) -> None:
-        point = self.monitor.sample()
-        r = system_readings()
+        """One reading of the device and the host, kept by the monitor and shown in /metrics."""
+        self.monitor.sample()
+        g, r = self.monitor.last_gpu, self.monitor.last_system
         self.metrics.process_rss.set(r["process_rss_bytes"])
-        if point.get("memory_utilization") is not None:
-            from prism_kernels.gpu import gpu_readings
-
-            g = gpu_readings()
+        if g.get("available"):
             self.metrics.gpu_memory_used.set((g["memory_used_mb"] or 0) * 2**20)
             self.metrics.gpu_memory_total.set((g["memory_total_mb"] or 0) * 2**20)
 

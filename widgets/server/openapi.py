@@ -89,7 +89,12 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
         if r.request is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(r.request, "validation")}},
+                "content": {
+                    "application/json": {
+                        "schema": ref(r.request, "validation"),
+                        **({"example": r.example} if r.example is not None else {}),
+                    }
+                },
             }
         data_schema: dict[str, Any] = (
             ref(r.response, "serialization") if r.response is not None else {}

@@ -9,10 +9,14 @@ A REST route is declared once, with :class:`RouteGroup`::
         return req.service(PwsaService).track_scan(req.body)
 
 Validation, the OpenAPI document (:mod:`widgets.server.openapi`), metrics and the API tests
-are all derived from these declarations. Handlers are plain functions; they run in the
-server's executor, never on the event loop, and return a dict, a list or a pydantic model
-(the ``data`` of the success envelope). Kernel exceptions map to statuses in
+are all derived from these declarations. Handlers are plain functions that make one service
+call; they run in the server's executor, never on the event loop, and return a dict, a list
+or a pydantic model (the ``data`` of the success envelope), which the route's response model
+is applied to (:meth:`Route.call`). Kernel exceptions map to statuses in
 :mod:`widgets.server.errors`.
+
+``RouteGroup("pixels", ..., service=PixelsService, health=PixelsHealth)`` also declares the
+domain's ``GET /health`` from the service's :meth:`~prism_kernels.service.DomainService.health`.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class Route:
     auth: bool = True
     offload: bool = True  # run in the executor (False only for trivial, non-blocking handlers)
     timeout_s: float | None = 120.0
+    example: dict[str, Any] | None = None  # a request body that works, shown in OpenAPI and tested
     path_params: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,15 +100,71 @@ class Route:
         """The Tornado regex of :attr:`path`."""
         return re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", self.path) + "$"
 
+    def call(self, req: Request) -> Any:
+        """Run the handler and apply the response model to its answer (in the executor).
+
+        Only the fields the handler set are emitted (``exclude_unset``): an optional field the
+        handler left out stays out. A field the model does not declare raises
+        :class:`ResponseMismatch` (a 500): the model is the contract.
+        """
+        result = self.handler(req)
+        if self.response is None:
+            return result
+        try:
+            model = self.response.model_validate(to_plain(result))
+        except ValidationError as exc:
+            raise ResponseMismatch(self.name, exc) from None
+        return model.model_dump(mode="json", exclude_unset=True)
+
+
+class ResponseMismatch(RuntimeError):
+    """A handler's answer does not fit its declared response model (a bug, so a 500)."""
+
+    def __init__(self, route: str, exc: ValidationError) -> None:
+        errs = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        super().__init__(f"{route} answered outside its response model: {errs}")
+
 
 class RouteGroup:
-    """The routes of one domain, under ``/api/v1/<domain>``."""
+    """The routes of one domain, under ``/api/v1/<domain>``.
 
-    def __init__(self, domain: str, description: str = "", prefix: str | None = None) -> None:
+    Parameters
+    ----------
+    domain : str
+        The path segment and OpenAPI tag.
+    description : str
+    prefix : str, optional
+        Defaults to ``/api/v1/<domain>``.
+    service : type, optional
+        The domain's :class:`~prism_kernels.service.DomainService`; when given, ``GET /health``
+        is declared from its ``health()`` with the response model ``health``.
+    health : type, optional
+        The health response model (a ``DomainHealth`` subclass naming the domain's fields).
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        description: str = "",
+        prefix: str | None = None,
+        service: type | None = None,
+        health: type[BaseModel] | None = None,
+    ) -> None:
         self.domain = domain
         self.description = description
         self.prefix = f"{API_PREFIX}/{domain}" if prefix is None else prefix
         self.routes: list[Route] = []
+        self.service = service
+        if service is not None:
+            from widgets.server.models import DomainHealth
+
+            def health_handler(req: Request) -> Any:
+                return req.service(service).health()
+
+            health_handler.__doc__ = f"The {domain} service's real state: stored items, timings."
+            self.get("/health", response=health or DomainHealth)(health_handler)
 
     def add(self, method: str, path: str, **kw: Any) -> Callable[[Callable], Callable]:
         def deco(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
@@ -130,6 +191,23 @@ class RouteGroup:
 
 
 # ---------------------------------------------------------------- JSON encoding
+
+
+def to_plain(o: Any) -> Any:
+    """``o`` with NumPy arrays and scalars, tuples and ``to_dict`` objects made plain Python."""
+    if isinstance(o, dict):
+        return {k: to_plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [to_plain(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="python")
+    if hasattr(o, "to_dict") and not isinstance(o, type):
+        return to_plain(o.to_dict())
+    return o
 
 
 def _default(o: Any) -> Any:

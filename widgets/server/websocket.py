@@ -19,7 +19,7 @@ from typing import Any
 from tornado import websocket
 from tornado.ioloop import IOLoop
 
-from prism_kernels.events import EVENT_TYPES, Event
+from prism_kernels.events import Event, event_types
 from widgets.server.errors import ApiError
 from widgets.server.routing import dumps
 
@@ -172,11 +172,12 @@ class EventSocket(websocket.WebSocketHandler):
             self.error("event_type must be a string or event_types a list of strings")
             return None
         if "*" in names:
-            return set(EVENT_TYPES)
-        unknown = [n for n in names if n not in EVENT_TYPES]
+            return set(event_types())
+        known = event_types()
+        unknown = [n for n in names if n not in known]
         if unknown:
             self.error(
-                f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}",
+                f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}",
                 unknown=unknown,
             )
             return None

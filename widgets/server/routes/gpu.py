@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from pydantic import Field, RootModel, field_validator
+from pydantic import Field, RootModel
 
-from prism_kernels import gpu
-from prism_kernels.gpu import GpuService, UtilizationMonitor
-from prism_kernels.names import snake_case
-from prism_kernels.system import system_readings
-from widgets.server.models import ApiModel, ApiResponse
+from prism_kernels.gpu_service import GpuService
+from widgets.server.models import ApiModel, ApiResponse, NameChoice, Page
 from widgets.server.routing import Request, RouteGroup
 
-ROUTES = RouteGroup("gpu", "GPU and backend monitoring")
+ROUTES = RouteGroup("gpu", "GPU and backend monitoring", service=GpuService)
 
 
 class GpuStatus(ApiResponse):
@@ -32,7 +29,7 @@ class GpuStatus(ApiResponse):
     summary="Device status, or available=false with the CPU backend described",
 )
 def status(req: Request) -> dict:
-    return gpu.gpu_status()
+    return req.service(GpuService).status()
 
 
 class GpuMetrics(ApiResponse):
@@ -43,8 +40,7 @@ class GpuMetrics(ApiResponse):
 
 @ROUTES.get("/metrics", response=GpuMetrics, summary="Current GPU and host readings")
 def metrics(req: Request) -> dict:
-    s = system_readings()
-    return {"gpu": gpu.gpu_readings(), "system": s, "timestamp": s["timestamp"]}
+    return req.service(GpuService).readings()
 
 
 class UtilizationQuery(ApiModel):
@@ -68,28 +64,32 @@ class Utilization(ApiResponse):
     summary="Rolling history sampled by the server once a second (never synthesized)",
 )
 def utilization(req: Request) -> dict:
-    return req.service(UtilizationMonitor).history(req.query.seconds)
+    return req.service(GpuService).utilization(req.query.seconds)
 
 
 class BenchmarkRequest(ApiModel):
-    benchmark_type: Literal["matrix_multiply", "fft", "memory_bandwidth", "all"] = "all"
+    # The original's clients also send PascalCase ("MatrixMultiply").
+    benchmark_type: NameChoice("matrix_multiply", "fft", "memory_bandwidth", "all") = "all"
     workload_size: int | None = Field(
         None,
         ge=1,
         le=2048,
         description="Matrix side (default 1024); FFT and bandwidth use its square",
     )
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: NameChoice("float32", "float64") = "float32"
     repeats: int = Field(3, ge=1, le=10)
     duration_secs: float | None = Field(
         None, description="Accepted for compatibility; the repeats decide the duration"
     )
 
-    @field_validator("benchmark_type", mode="before")
-    @classmethod
-    def _snake(cls, v: object) -> object:
-        # The original's clients also send PascalCase ("MatrixMultiply").
-        return snake_case(v)
+    def args(self) -> dict[str, Any]:
+        """The service's arguments."""
+        return {
+            "benchmark_type": self.benchmark_type,
+            "size": self.workload_size,
+            "dtype": self.dtype,
+            "repeats": self.repeats,
+        }
 
 
 class BenchmarkRow(ApiResponse):
@@ -111,17 +111,21 @@ class BenchmarkRow(ApiResponse):
 class BenchmarkResults(RootModel[list[BenchmarkRow]]):
     """One row per test (the original API's ``data`` was an array too)."""
 
+    @classmethod
+    def of_run(cls, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a stored run, each tagged with the run's id."""
+        return [{"run_id": run["run_id"], **row} for row in run["results"]]
+
 
 @ROUTES.post(
     "/benchmark",
     request=BenchmarkRequest,
     response=BenchmarkResults,
     summary="Run a matrix product, FFT and memory-bandwidth test on the active backend",
+    example={"benchmark_type": "matrix_multiply", "workload_size": 256, "repeats": 2},
 )
-def benchmark(req: Request) -> dict:
-    b = req.body
-    run = req.service(GpuService).benchmark(b.benchmark_type, b.workload_size, b.dtype, b.repeats)
-    return [{"run_id": run["run_id"], **row} for row in run["results"]]
+def benchmark(req: Request) -> list:
+    return BenchmarkResults.of_run(req.service(GpuService).benchmark(**req.body.args()))
 
 
 class BenchmarkRun(ApiResponse):
@@ -129,6 +133,7 @@ class BenchmarkRun(ApiResponse):
     created: float
     benchmark_type: str
     results: list[dict]
+    computation_time_ms: float | None = None
 
 
 class BenchmarkRuns(ApiResponse):
@@ -136,17 +141,11 @@ class BenchmarkRuns(ApiResponse):
     total: int
 
 
-class Page(ApiModel):
-    limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=1_000_000)
-
-
 @ROUTES.get(
     "/benchmarks", query=Page, response=BenchmarkRuns, summary="Stored benchmark runs, newest first"
 )
 def benchmark_runs(req: Request) -> dict:
-    svc = req.service(GpuService)
-    return {"runs": svc.runs(req.query.limit, req.query.offset), "total": svc.store.count(svc.KIND)}
+    return req.service(GpuService).runs(req.query.limit, req.query.offset)
 
 
 @ROUTES.get(

@@ -1,4 +1,5 @@
-"""Small array helpers shared by the PWSA tracking kernels (private).
+"""Array helpers shared by the kernels of every domain: conversion onto a backend and device,
+input checks that name the field, and small batched linear algebra.
 
 Everything here uses only array-API calls on the namespace of its inputs, so it runs on
 NumPy, PyTorch and CuPy alike.
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as _device
 
-from prism_kernels.backend import get_namespace
+from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
 
 
@@ -134,8 +135,6 @@ def selector_indices(H: Any) -> list[int] | None:
     matrix products for the common position-measurement case."""
     if H.ndim != 2:
         return None
-    from prism_kernels.backend import to_numpy
-
     h = np.asarray(to_numpy(H))
     if not np.all((h == 0) | (h == 1)) or not np.all(h.sum(axis=1) == 1):
         return None

@@ -104,7 +104,17 @@ def rerange(obj: Any) -> Any:
     return obj
 
 
-class DomainViewer(Viewer):
+class _ViewerMeta(type(Viewer)):
+    """Adds one ``<name>_version`` counter per declared result to the class being made, so
+    views can ``@param.depends("<name>_version")`` in the class body."""
+
+    def __new__(mcs, name: str, bases: tuple, ns: dict, **kw: Any) -> Any:
+        for r in ns.get("outputs", ()):
+            ns.setdefault(f"{r.name}_version", param.Integer(default=0, precedence=-1))
+        return super().__new__(mcs, name, bases, ns, **kw)
+
+
+class DomainViewer(Viewer, metaclass=_ViewerMeta):
     """Base of the domain dashboards: a sidebar of controls beside the main views.
 
     Class attributes a subclass sets:
@@ -136,13 +146,6 @@ class DomainViewer(Viewer):
     outputs: ClassVar[tuple[Result, ...]] = ()
     probe: ClassVar[tuple[str, object] | None] = None
     source_probe: ClassVar[tuple[str, object] | None] = None
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        for r in cls.__dict__.get("outputs", ()):
-            name = f"{r.name}_version"
-            if name not in cls.param:
-                cls.param._add_parameter(name, param.Integer(default=0, precedence=-1))
 
     def __init__(self, service: Any = None, **params: Any) -> None:
         self._service = service

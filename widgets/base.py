@@ -91,16 +91,18 @@ class Result:
 
 
 def rerange(obj: Any) -> Any:
-    """``obj`` with every element's axes ranged on its own current data (framewise, axiswise).
+    """``obj`` with every element's axes ranged on its current data (``framewise``).
 
     HoloViews keeps the ranges of the first frame it drew unless told otherwise; a dashboard
     whose data changes (another data source, another window) must re-range, or its marks fall
     off-screen.
     """
+    # ``axiswise`` on the elements of an Overlay would stop HoloViews from ranging the overlay
+    # at all (it skips axiswise groups): framewise alone re-ranges overlays and single elements.
     if isinstance(obj, hv.DynamicMap):
-        return obj.opts(framewise=True, axiswise=True)
+        return obj.opts(framewise=True)
     if isinstance(obj, hv.core.Dimensioned):
-        return obj.map(lambda e: e.opts(framewise=True, axiswise=True), hv.Element)
+        return obj.map(lambda e: e.opts(framewise=True), hv.Element)
     return obj
 
 

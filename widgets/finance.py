@@ -4,12 +4,22 @@ on it, its weights, its return distribution with VaR and CVaR marked, and a back
 curve with drawdown. Served at ``/finance``; in a notebook, display ``FinanceViewer()``.
 
 Every number comes from :class:`prism_kernels.finance.service.FinanceService` (the runtime's
-instance, so *Save to book* adds the portfolio to the same book the REST API serves and
-publishes ``PortfolioUpdate``); this module only lays results out.
+instance, so *Save to book* adds the portfolio shown to the same book the REST API serves and
+publishes ``PortfolioUpdate``); this module only lays results out. The results and what they
+depend on (a control recomputes only what depends on it, off the server's event loop)::
+
+    market   <- source, years, seed
+    optimum  <- market, assets, objective, risk_aversion, target_volatility, min_weight,
+                max_weight, allow_short, max_total_risk
+    frontier <- market, assets, objective, min_weight, max_weight, allow_short
+    risk     <- optimum, confidence, horizon_days
+    backtest <- optimum, strategy, rebalance, lookback, cost_bps
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import holoviews as hv
@@ -17,25 +27,25 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import NumeralTickFormatter
+from bokeh.models.widgets.tables import NumberFormatter
 
-from prism_kernels.errors import PrismError
+from prism_kernels.errors import InvalidInput
 from prism_kernels.finance.backtest import optimizer_strategy
+from prism_kernels.finance.constraints import PortfolioConstraints
 from prism_kernels.finance.service import FinanceService
-from prism_kernels.runtime import get_runtime
-from widgets.base import DomainViewer
-
-hv.extension("bokeh", logo=False)
-pn.extension("tabulator", sizing_mode="stretch_width")
+from widgets.base import DomainViewer, Result, rerange
 
 SP500 = "S&P 500 (shipped closes)"
 SYNTHETIC = "Synthetic market (seeded)"
+SOURCES = {SYNTHETIC: "synthetic", SP500: "sp500"}
 SP500_END = "2022-12-28"  # the last close in the shipped file
 OBJECTIVES = [
     "max_sharpe",
     "min_volatility",
     "max_quadratic_utility",
     "target_volatility",
-    "maximize_return",
+    "max_return",
     "risk_parity",
     "hrp",
     "min_cvar",
@@ -44,7 +54,39 @@ UNCONSTRAINED = ("risk_parity", "hrp")  # long-only by construction, no other co
 WALK_FORWARD = "walk-forward (re-optimise)"
 HOLD = "rebalance to the chosen weights"
 STRATEGIES = [WALK_FORWARD, HOLD, "equal_weight", "inverse_volatility"]
-BOOK_COLUMNS = ["id", "name", "objective", "n_assets", "value", "created"]
+NOTIONAL = 1_000_000.0  # USD: the risk figures and the backtest's capital
+FRONTIER_POINTS = 25
+MC_PATHS = 20_000
+# kernel argument -> the control a person changes
+CONTROLS = {
+    "constraints.upper": "Max weight",
+    "constraints.lower": "Min weight",
+    "constraints.max_total_risk": "Max total risk",
+    "target_volatility": "Target volatility",
+    "expected_returns": "Objective",
+}
+BOOK_COLUMNS = {
+    "id": "Id",
+    "name": "Name",
+    "objective": "Objective",
+    "n_assets": "Assets",
+    "value": "Value (USD)",
+    "return_since_inception": "Return since inception (%)",
+    "created": "Created (UTC)",
+}
+
+
+def _framewise(overlay: hv.Overlay) -> hv.Overlay:
+    """``overlay`` re-ranged on its own data at every update. :func:`widgets.base.rerange` also
+    sets ``axiswise``, which keeps an overlay's plot from computing ranges at all (HoloViews
+    skips axiswise groups of a composite), so overlays take ``framewise`` alone."""
+    return overlay.map(lambda e: e.opts(framewise=True), hv.Element)
+
+
+def _ticks(fmt: str) -> NumeralTickFormatter:
+    """A tick formatter (``"0%"``: fractions shown as percent; ``"$0,0"``: US dollars). A new one
+    per plot: a Bokeh model belongs to one document (one browser session) only."""
+    return NumeralTickFormatter(format=fmt)
 
 
 class FinanceViewer(DomainViewer):
@@ -57,7 +99,7 @@ class FinanceViewer(DomainViewer):
     assets : tickers to hold (from the chosen universe).
     years : history used (the last ``years`` of the S&P 500 file, or synthetic days).
     objective, risk_aversion, target_volatility : what the optimiser seeks.
-    min_weight, max_weight, max_total_risk : constraints (0 risk cap = none).
+    min_weight, max_weight, allow_short, max_total_risk : constraints (0 risk cap = none).
     confidence, horizon_days : VaR/CVaR level and horizon.
     strategy, rebalance, lookback, cost_bps : the backtest.
     """
@@ -66,113 +108,200 @@ class FinanceViewer(DomainViewer):
     slug = "finance"
     order = 20
     description = (
-        "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or synthetic prices"
+        "Efficient frontier, optimal weights, VaR/CVaR and a backtest on real S&P 500 or "
+        "synthetic prices"
     )
+    service_class = FinanceService
     probe = ("objective", "min_volatility")  # the browser test's control (widgets.base)
-    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC, SP500])
-    assets = param.ListSelector(default=[], objects=[], doc="Assets to hold")
-    years = param.Selector(default=2, objects=[1, 2, 3, 5, 10], doc="Years of daily history")
-    seed = param.Integer(default=0, bounds=(0, 100_000), doc="Synthetic market seed")
-    objective = param.Selector(default="max_sharpe", objects=OBJECTIVES)
-    risk_aversion = param.Number(default=4.0, bounds=(0.1, 100.0), doc="max_quadratic_utility")
-    target_volatility = param.Number(
-        default=0.2, bounds=(0.01, 2.0), doc="Annual, target_volatility"
+    source_probe = ("source", SP500)
+    outputs = (
+        Result("market", ("source", "years", "seed")),
+        Result(
+            "optimum",
+            (
+                "market",
+                "assets",
+                "objective",
+                "risk_aversion",
+                "target_volatility",
+                "min_weight",
+                "max_weight",
+                "allow_short",
+                "max_total_risk",
+            ),
+        ),
+        Result(
+            "frontier",
+            ("market", "assets", "objective", "min_weight", "max_weight", "allow_short"),
+        ),
+        Result("risk", ("optimum", "confidence", "horizon_days")),
+        Result("backtest", ("optimum", "strategy", "rebalance", "lookback", "cost_bps")),
     )
-    min_weight = param.Number(default=0.0, bounds=(-1.0, 0.5), step=0.01, doc="Per-asset floor")
-    max_weight = param.Number(default=0.3, bounds=(0.05, 1.0), step=0.01, doc="Per-asset cap")
-    max_total_risk = param.Number(
-        default=0.0, bounds=(0.0, 1.0), step=0.01, doc="Annual volatility cap (0 = none)"
-    )
-    confidence = param.Selector(default=0.95, objects=[0.9, 0.95, 0.975, 0.99])
-    horizon_days = param.Integer(default=1, bounds=(1, 20))
-    strategy = param.Selector(default=WALK_FORWARD, objects=STRATEGIES)
-    rebalance = param.Selector(default="monthly", objects=["weekly", "monthly", "quarterly"])
-    lookback = param.Integer(
-        default=126, bounds=(20, 504), doc="Days of history per re-optimisation"
-    )
-    cost_bps = param.Number(default=10.0, bounds=(0.0, 100.0))
-    save = param.Event(label="Save to book")
-    refresh = param.Event(label="Refresh book")
 
-    version = param.Integer(default=0, precedence=-1)
-    status = param.String(default="", precedence=-1)
+    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC, SP500], label="Data source")
+    assets = param.ListSelector(default=[], objects=[], doc="Assets to hold", label="Assets")
+    years = param.Selector(
+        default=2, objects=[1, 2, 3, 5, 10], label="History (years of daily closes)"
+    )
+    seed = param.Integer(default=0, bounds=(0, 100_000), label="Synthetic market seed")
+    objective = param.Selector(default="max_sharpe", objects=OBJECTIVES, label="Objective")
+    risk_aversion = param.Number(
+        default=4.0, bounds=(0.1, 100.0), label="Risk aversion (max_quadratic_utility)"
+    )
+    target_volatility = param.Number(
+        default=0.2, bounds=(0.01, 2.0), step=0.01, label="Target volatility (annual)"
+    )
+    min_weight = param.Number(
+        default=0.0, bounds=(0.0, 0.5), step=0.01, label="Min weight per asset (long only)"
+    )
+    max_weight = param.Number(
+        default=0.3, bounds=(0.05, 1.0), step=0.01, label="Max weight per asset"
+    )
+    allow_short = param.Boolean(default=False, label="Allow shorts (each weight in ±max weight)")
+    max_total_risk = param.Number(
+        default=0.0, bounds=(0.0, 1.0), step=0.01, label="Max total risk (annual vol., 0 = none)"
+    )
+    confidence = param.Selector(
+        default=0.95, objects=[0.9, 0.95, 0.975, 0.99], label="VaR/CVaR confidence"
+    )
+    horizon_days = param.Integer(default=1, bounds=(1, 20), label="Risk horizon (trading days)")
+    strategy = param.Selector(default=WALK_FORWARD, objects=STRATEGIES, label="Backtest strategy")
+    rebalance = param.Selector(
+        default="monthly", objects=["weekly", "monthly", "quarterly"], label="Rebalance"
+    )
+    lookback = param.Integer(
+        default=126, bounds=(20, 504), label="Look-back (trading days per re-optimisation)"
+    )
+    cost_bps = param.Number(default=10.0, bounds=(0.0, 100.0), label="Trading cost (bps)")
+    save = param.Event(label="Save to book")
+    reload_book = param.Event(label="Refresh book")
 
     N_UNIVERSE = 20
     N_DEFAULT = 10
 
     def __init__(self, service: FinanceService | None = None, **params: Any) -> None:
-        self._svc = service
-        self._universe: dict[tuple, pd.DataFrame] = {}
-        self.result: dict[str, Any] = {}
-        super().__init__(**params)
+        self._syncing = False
+        super().__init__(service=service, **params)
         self.book = pn.widgets.Tabulator(
-            pd.DataFrame(columns=BOOK_COLUMNS),
+            pd.DataFrame(columns=list(BOOK_COLUMNS.values())),
             disabled=True,
             show_index=False,
             height=200,
             pagination=None,
+            formatters={
+                BOOK_COLUMNS["value"]: NumberFormatter(format="$0,0"),
+                BOOK_COLUMNS["return_since_inception"]: NumberFormatter(format="0.00%"),
+            },
         )
-        self._load_universe(keep=bool(self.assets))
+        self.refresh()
         self._refresh_book()
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ results
 
-    @property
-    def service(self) -> FinanceService:
-        """The runtime's finance service (the API's book), or the one given."""
-        return self._svc if self._svc is not None else get_runtime().service(FinanceService)
-
-    def _window(self) -> tuple:
-        if self.source == SP500:
-            start = pd.Timestamp(SP500_END) - pd.DateOffset(years=int(self.years))
-            return (self.source, start.strftime("%Y-%m-%d"), SP500_END)
-        return (self.source, int(self.years), int(self.seed))
-
-    def prices(self) -> pd.DataFrame:
-        """Daily closes of the whole universe for the current source and window (cached)."""
-        key = self._window()
-        if key not in self._universe:
-            if self.source == SP500:
-                df = self.service.price_history("sp500", None, key[1], key[2])
-            else:
-                df = self.service.price_history(
-                    "synthetic",
-                    None,
-                    n_assets=self.N_UNIVERSE,
-                    n_periods=252 * int(self.years) + 1,
-                    seed=int(self.seed),
-                )
-            self._universe = {key: df}  # one window kept
-        return self._universe[key]
-
-    @param.depends("source", "years", "seed", watch=True)
-    def _load_universe(self, keep: bool = True) -> None:
-        try:
-            df = self.prices()
-        except PrismError as exc:
-            self.status = f"**Could not load prices:** {exc}"
-            return
+    def compute_market(self) -> dict[str, Any]:
+        """The universe's daily closes for the source and window, and the assets to hold in
+        it (the current choice when it is all in the universe, else the first ten)."""
+        years = int(self.years)
+        if SOURCES[self.source] == "sp500":
+            start = pd.Timestamp(SP500_END) - pd.DateOffset(years=years)
+            df = self.service.price_history("sp500", None, start.strftime("%Y-%m-%d"), SP500_END)
+        else:
+            df = self.service.price_history(
+                "synthetic",
+                None,
+                n_assets=self.N_UNIVERSE,
+                n_periods=252 * years + 1,
+                seed=int(self.seed),
+            )
         names = [str(c) for c in df.columns]
-        chosen = [a for a in self.assets if a in names] if keep else []
-        if len(chosen) < 2:
-            chosen = names[: self.N_DEFAULT]
-        self.param.assets.objects = names
-        with param.parameterized.discard_events(self):
-            self.assets = chosen
-        self.compute()
-
-    def _constraints(self, symbols: list[str]) -> dict[str, Any]:
-        if self.objective in UNCONSTRAINED:
-            return {}
-        c: dict[str, Any] = {
-            "min_weight": float(self.min_weight),
-            "max_weight": float(self.max_weight),
+        kept = [a for a in self.assets if a in names]
+        return {
+            "prices": df,
+            "names": names,
+            "chosen": kept if len(kept) >= 2 else names[: self.N_DEFAULT],
+            "window": (str(df.index[0].date()), str(df.index[-1].date())),
         }
-        if self.min_weight < 0:
-            c["allow_short"] = True
-        if self.max_total_risk > 0:
-            c["max_total_risk"] = float(self.max_total_risk)
-        return self.service.request_constraints(c, symbols)
+
+    def compute_optimum(self) -> dict[str, Any]:
+        symbols = self.symbols()
+        with self._controls_named():
+            return self.service.optimize(
+                symbols,
+                self.objective,
+                self.constraints(),
+                prices=self.prices(symbols),
+                **self._objective_kwargs(),
+            )
+
+    def compute_frontier(self) -> dict[str, Any]:
+        symbols = self.symbols()
+        with self._controls_named():
+            return self.service.frontier(
+                symbols, self.constraints(), FRONTIER_POINTS, prices=self.prices(symbols)
+            )
+
+    def compute_risk(self) -> dict[str, Any]:
+        opt = self._optimum()
+        return self.service.risk(
+            assets=opt["symbols"],
+            weights=opt["weights"],
+            prices=self.prices(opt["symbols"]),
+            confidence=float(self.confidence),
+            horizon=int(self.horizon_days),
+            notional=NOTIONAL,
+            mc_paths=MC_PATHS,
+            include_returns=True,
+        )
+
+    def compute_backtest(self) -> dict[str, Any]:
+        opt = self._optimum()
+        df = self.value["market"]["prices"][opt["symbols"]]
+        if self.strategy == WALK_FORWARD:
+            strategy: Any = optimizer_strategy(
+                self.objective, constraints=self.constraints(), **self._objective_kwargs()
+            )
+        elif self.strategy == HOLD:
+            strategy = opt["weights"]
+        else:
+            strategy = self.strategy
+        lookback = None
+        if self.strategy in (WALK_FORWARD, "inverse_volatility"):
+            lookback = max(2, min(int(self.lookback), len(df) - 3))
+        return self.service.backtest(
+            strategy,
+            prices=df,
+            rebalance=self.rebalance,
+            lookback=lookback,
+            cost_bps=float(self.cost_bps),
+            initial_capital=NOTIONAL,
+        )
+
+    # ------------------------------------------------------------------ inputs of the service
+
+    def symbols(self) -> list[str]:
+        """The assets to hold: the chosen ones when they all belong to the current universe,
+        else (the source just changed) those the market result picked."""
+        market = self.value["market"]
+        if self.assets and set(self.assets) <= set(market["names"]):
+            if len(self.assets) < 2:
+                raise InvalidInput("Assets", "pick at least two assets")
+            return list(self.assets)
+        return list(market["chosen"])
+
+    def prices(self, symbols: list[str]) -> np.ndarray:
+        """Daily closes (USD) of ``symbols`` in the current window, ``(T, n)``."""
+        return self.value["market"]["prices"][symbols].to_numpy()
+
+    def constraints(self) -> PortfolioConstraints | None:
+        """The optimiser's constraints from the controls (none for risk parity and HRP)."""
+        if self.objective in UNCONSTRAINED:
+            return None
+        cap = float(self.max_weight)
+        return PortfolioConstraints(
+            lower=-cap if self.allow_short else float(self.min_weight),
+            upper=cap,
+            max_total_risk=float(self.max_total_risk) if self.max_total_risk > 0 else None,
+        )
 
     def _objective_kwargs(self) -> dict[str, Any]:
         if self.objective == "max_quadratic_utility":
@@ -181,155 +310,121 @@ class FinanceViewer(DomainViewer):
             return {"target_volatility": float(self.target_volatility)}
         return {}
 
-    @param.depends(
-        "assets",
-        "objective",
-        "risk_aversion",
-        "target_volatility",
-        "min_weight",
-        "max_weight",
-        "max_total_risk",
-        "confidence",
-        "horizon_days",
-        "strategy",
-        "rebalance",
-        "lookback",
-        "cost_bps",
-        watch=True,
-    )
-    def compute(self) -> None:
-        """Optimise, trace the frontier, measure risk and backtest; results in ``self.result``."""
-        svc = self.service
-        symbols = list(self.assets)
-        if len(symbols) < 2:
-            self.status = "Pick at least two assets."
-            return
+    def _optimum(self) -> dict[str, Any]:
+        opt = self.value.get("optimum")
+        if opt is None:
+            raise InvalidInput("Optimum", "no portfolio to assess: change the constraints")
+        return opt
+
+    @staticmethod
+    @contextmanager
+    def _controls_named() -> Iterator[None]:
+        """Errors of the service name the control to change, not the kernel's argument."""
         try:
-            df = self.prices()[symbols]
-            P = df.to_numpy()
-            cons = self._constraints(symbols)
-            opt = svc.optimize(
-                symbols, cons, self.objective, prices=P, save=False, **self._objective_kwargs()
-            )
-            fcons = {} if self.objective in UNCONSTRAINED else cons
-            front = svc.frontier(symbols, fcons, 25, prices=P)
-            w = [x["weight"] for x in opt["weights"]]
-            risk = svc.risk(
-                weights=w,
-                assets=symbols,
-                prices=P,
-                confidence=float(self.confidence),
-                horizon=int(self.horizon_days),
-                notional=1_000_000.0,
-                mc_paths=20_000,
-                include_returns=True,
-            )
-            bt = svc.backtest(
-                self._strategy(cons, w),
-                prices=df,
-                rebalance=self.rebalance,
-                lookback=self._lookback(len(df)),
-                cost_bps=float(self.cost_bps),
-                initial_capital=1_000_000.0,
-            )
-        except PrismError as exc:
-            self.status = f"**Cannot compute:** {exc}"
+            yield
+        except InvalidInput as exc:
+            if exc.field not in CONTROLS:
+                raise
+            raise type(exc)(CONTROLS[exc.field], exc.message) from None
+
+    # ------------------------------------------------------------------ the controls
+
+    def _controls_changed(self, *events: param.parameterized.Event) -> None:
+        if not self._syncing:  # the viewer itself showing the assets it used
+            super()._controls_changed(*events)
+
+    def after_refresh(self, names: list[str]) -> None:
+        """After a new market, show its universe and the assets actually held, together, in
+        the Assets box (the options and the value in one step)."""
+        market = self.value.get("market")
+        if market is None or "market" not in names:
             return
-        self.result = {
-            "symbols": symbols,
-            "optimize": opt,
-            "frontier": front,
-            "risk": risk,
-            "backtest": bt,
-            "window": (str(df.index[0].date()), str(df.index[-1].date())),
-        }
-        self.status = self._summary()
-        self.version += 1
-
-    def _strategy(self, cons: dict[str, Any], w: list[float]) -> Any:
-        if self.strategy == WALK_FORWARD:
-            kw = self._objective_kwargs()
-            return optimizer_strategy(self.objective, constraints=cons or None, **kw)
-        if self.strategy == HOLD:
-            return w
-        return self.strategy
-
-    def _lookback(self, T: int) -> int | None:
-        if self.strategy in (WALK_FORWARD, "inverse_volatility"):
-            return max(2, min(int(self.lookback), T - 3))
-        return None
-
-    def _summary(self) -> str:
-        o, r, b = self.result["optimize"], self.result["risk"], self.result["backtest"]
-        a = self.result["frontier"]["assumptions"]
-        start, end = self.result["window"]
-        h = self.horizon_days
-        lines = [
-            f"**{o['objective']}** on {len(self.result['symbols'])} assets, {start} .. {end}",
-            f"Expected return {o['expected_return']:.2%}, volatility {o['expected_risk']:.2%}, "
-            f"Sharpe {o['sharpe_ratio']:.2f}"
-            if o["sharpe_ratio"] is not None
-            else f"Expected return {o['expected_return']:.2%}, volatility {o['expected_risk']:.2%}",
-            f"{h}-day VaR {self.confidence:.1%}: **{r['var']:,.0f}**, CVaR **{r['cvar']:,.0f}** "
-            f"per 1,000,000 ({r['method']})",
-            f"Backtest ({b['strategy']}): total return {b['total_return']:.2%}, max drawdown "
-            f"{b['max_drawdown']:.2%}, costs {b['total_cost']:,.0f}",
-            f"Moments: {a.get('moments', a.get('correlation'))}",
-        ]
-        return "\n\n".join(lines)
+        opt = self.value.get("optimum")
+        held = opt["symbols"] if opt is not None else market["chosen"]
+        self._syncing = True
+        try:
+            self.param.assets.objects = market["names"]
+            self.assets = list(held)
+        finally:
+            self._syncing = False
 
     @param.depends("save", watch=True)
     def _save(self) -> None:
-        if not self.result:
+        opt = self.value.get("optimum")
+        if opt is None:
+            self.status = "**Save:** nothing to save: no portfolio is shown"
             return
-        symbols = self.result["symbols"]
-        try:
-            d = self.service.optimize(
-                symbols,
-                self._constraints(symbols),
-                self.objective,
-                prices=self.prices()[symbols].to_numpy(),
-                save=True,
-                name=f"{self.objective} ({self.source.split(' ')[0]}, {len(symbols)} assets)",
-                **self._objective_kwargs(),
-            )
-        except PrismError as exc:
-            self.status = f"**Cannot save:** {exc}"
-            return
-        self.status = f"Saved as `{d['portfolio_id']}`.\n\n" + self._summary()
+        name = f"{opt['objective']} ({self.source.split(' ')[0]}, {len(opt['symbols'])} assets)"
+        prices = self.prices(opt["symbols"])
+        self.run_in_background(
+            lambda: self.service.save_optimum(opt, name, value=NOTIONAL, prices=prices),
+            self._saved,
+        )
+
+    def _saved(self, doc: dict[str, Any]) -> None:
+        self.status = f"Saved as `{doc['id']}` in the book."
         self._refresh_book()
 
-    @param.depends("refresh", watch=True)
+    @param.depends("reload_book", watch=True)
     def _refresh_book(self) -> None:
-        rows = self.service.list_portfolios(limit=None)
-        df = (
-            pd.DataFrame(rows, columns=BOOK_COLUMNS) if rows else pd.DataFrame(columns=BOOK_COLUMNS)
-        )
-        self.book.value = df.iloc[::-1].reset_index(drop=True)  # newest first
+        rows = self.service.list_portfolios(limit=None)  # newest first
+        df = pd.DataFrame(rows, columns=list(BOOK_COLUMNS)).rename(columns=BOOK_COLUMNS)
+        self.book.value = df.reset_index(drop=True)
 
-    # ------------------------------------------------------------------ plots
+    # ------------------------------------------------------------------ views
 
-    def frontier_plot(self, version: int = 0) -> hv.Overlay:
+    @param.depends("optimum_version", "risk_version", "backtest_version")
+    def summary(self) -> str:
+        """The figures of the portfolio shown, in words and units."""
+        o, r, b = (self.value.get(k) for k in ("optimum", "risk", "backtest"))
+        market = self.value.get("market")
+        if o is None or market is None:
+            return ""
+        start, end = market["window"]
+        sharpe = f", Sharpe {o['sharpe_ratio']:.2f}" if o["sharpe_ratio"] is not None else ""
+        lines = [
+            f"**{o['objective']}** on {len(o['symbols'])} assets, daily closes {start} .. {end}",
+            f"Expected return {o['expected_return']:.2%} a year, volatility "
+            f"{o['volatility']:.2%} a year{sharpe}",
+        ]
+        if r is not None:
+            lines.append(
+                f"{r['time_horizon_days']}-day VaR at {r['confidence_level']:.1%}: "
+                f"**{r['var']:,.0f} USD**, CVaR **{r['cvar']:,.0f} USD** on "
+                f"{r['notional']:,.0f} USD ({r['method']})"
+            )
+        if b is not None:
+            lines.append(
+                f"Backtest ({b['strategy']}): total return {b['total_return']:.2%}, max "
+                f"drawdown {b['max_drawdown']:.2%}, costs {b['total_cost']:,.0f} USD"
+            )
+        a = o["assumptions"]
+        lines.append(f"Moments: {a.get('moments', a.get('correlation'))}")
+        return "\n\n".join(lines)
+
+    def frontier_plot(self, **_: Any) -> hv.Overlay:
         """Frontier curve, the assets, min-volatility, max-Sharpe and the chosen portfolio
         (the same layers every time, so the dashboard updates them in place)."""
-        f = self.result.get("frontier") or {}
-        o = self.result.get("optimize") or {}
-        kd = ["volatility", "expected return"]
+        f = self.value.get("frontier") or {}
+        o = self.value.get("optimum") or {}
+        kd = [
+            hv.Dimension("volatility", label="Volatility (annual, %)"),
+            hv.Dimension("expected_return", label="Expected return (annual, %)"),
+        ]
 
         def pts(p: dict | None) -> list:
             return [(p["volatility"], p["expected_return"])] if p else []
 
         curve = hv.Curve(
             (f.get("volatilities", []), f.get("expected_returns", [])),
-            kd[0],
-            kd[1],
+            *kd,
             label="efficient frontier",
-        ).opts(line_width=2)
+        ).opts(line_width=2, color="#1f77b4")
         assets = hv.Points(
             pd.DataFrame(
                 {
                     "volatility": f.get("asset_volatilities", []),
-                    "expected return": f.get("asset_returns", []),
+                    "expected_return": f.get("asset_returns", []),
                     "asset": f.get("symbols", []),
                 }
             ),
@@ -343,81 +438,129 @@ class FinanceViewer(DomainViewer):
         ms = hv.Points(pts(f.get("max_sharpe")), kd, label="max Sharpe").opts(
             size=11, color="orange", marker="diamond"
         )
-        chosen = [(o["expected_risk"], o["expected_return"])] if o else []
-        star = hv.Points(chosen, kd, label="chosen portfolio").opts(
+        star = hv.Points(pts(o or None), kd, label="chosen portfolio").opts(
             size=18, color="red", marker="star"
         )
-        title = f"Efficient frontier (annual), chosen: {o.get('objective', '-')}"
-        return hv.Overlay([curve, assets, mv, ms, star]).opts(
-            title=title,
-            height=330,
-            responsive=True,
-            legend_position="bottom_right",
-            xformatter="%.2f",
-            yformatter="%.2f",
+        title = f"Efficient frontier, chosen: {o.get('objective', '-')}"
+        # The legend sits outside, right of the axes: inside, any corner can hold the frontier
+        # (a tight max weight keeps it in the top left) or an asset (bottom right).
+        return _framewise(
+            hv.Overlay([curve, assets, mv, ms, star]).opts(
+                title=title,
+                height=360,
+                responsive=True,
+                legend_position="right",
+                xformatter=_ticks("0%"),
+                yformatter=_ticks("0%"),
+                padding=0.08,
+            )
         )
 
-    def weights_plot(self, version: int = 0) -> hv.Bars:
-        rows = (self.result.get("optimize") or {}).get("weights", [])
-        df = pd.DataFrame(rows, columns=["symbol", "weight"])
-        return hv.Bars(df, "symbol", "weight").opts(
-            title="Weights",
-            height=330,
-            responsive=True,
-            tools=["hover"],
-            xrotation=45,
-            color="steelblue",
+    def weights_plot(self, **_: Any) -> hv.Bars:
+        o = self.value.get("optimum") or {}
+        df = pd.DataFrame({"symbol": o.get("symbols", []), "weight": o.get("weights", [])})
+        return rerange(
+            hv.Bars(
+                df,
+                hv.Dimension("symbol", label="Asset"),
+                hv.Dimension("weight", label="Weight (% of the portfolio)"),
+            ).opts(
+                title="Weights",
+                height=360,
+                responsive=True,
+                tools=["hover"],
+                xrotation=45,
+                color="steelblue",
+                yformatter=_ticks("0%"),
+            )
         )
 
-    def distribution_plot(self, version: int = 0) -> hv.Overlay:
-        """Histogram of the portfolio's horizon returns with -VaR and -CVaR marked."""
-        r = self.result.get("risk") or {}
-        returns = r.get("portfolio_returns") or []
-        data = hv.Dataset(pd.DataFrame({"return": np.asarray(returns, dtype=float)}), "return")
-        hist = hv.operation.histogram(data, dimension="return", num_bins=60, normed=False)
-        var_line = hv.VLine(-r["var_pct"] if r else 0.0, label="VaR").opts(
-            color="orange", line_width=2
-        )
-        cvar_line = hv.VLine(-r["cvar_pct"] if r else 0.0, label="CVaR").opts(
-            color="red", line_width=2, line_dash="dashed"
-        )
+    def distribution_plot(self, **_: Any) -> hv.Overlay:
+        """Histogram of the portfolio's horizon returns with -VaR and -CVaR marked (lines in
+        the legend, drawn as vertical curves so they have one)."""
+        r = self.value.get("risk") or {}
+        returns = np.asarray(r.get("portfolio_returns") or [], dtype=float)
+        days = r.get("time_horizon_days", 1)
+        x = hv.Dimension("return", label=f"Return over {days} day{'s' if days > 1 else ''} (%)")
+        hist = hv.operation.histogram(
+            hv.Dataset(pd.DataFrame({"return": returns}), x),
+            dimension="return",
+            num_bins=60,
+            normed=False,
+        ).relabel("returns")
+        hist = hist.redim(**{hist.vdims[0].name: hv.Dimension(hist.vdims[0].name, label="Days")})
+        top = float(hist.dimension_values(1).max()) if returns.size else 1.0
+        count = hv.Dimension(hist.vdims[0].name, label="Days")
+        level = f"{r['confidence_level']:.1%}" if r else ""
+        var_line = hv.Curve(
+            [(-r.get("var_pct", 0.0), 0.0), (-r.get("var_pct", 0.0), top)],
+            x,
+            count,
+            label=f"VaR {level}",
+        ).opts(color="orange", line_width=2)
+        cvar_line = hv.Curve(
+            [(-r.get("cvar_pct", 0.0), 0.0), (-r.get("cvar_pct", 0.0), top)],
+            x,
+            count,
+            label=f"CVaR {level}",
+        ).opts(color="red", line_width=2, line_dash="dashed")
         title = (
-            f"{r['time_horizon_days']}-day returns: VaR and CVaR at {r['confidence_level']:.1%} "
-            f"({r['method']})"
+            f"{r['time_horizon_days']}-day returns: VaR and CVaR at {level} ({r['method']})"
             if r
             else "Return distribution"
         )
-        return hv.Overlay([hist.relabel("returns"), var_line, cvar_line]).opts(
-            hv.opts.Histogram(alpha=0.6, color="steelblue"),
-            hv.opts.Overlay(title=title, height=300, responsive=True, xformatter="%.3f"),
+        return _framewise(
+            hv.Overlay([hist, var_line, cvar_line]).opts(
+                hv.opts.Histogram(alpha=0.6, color="steelblue"),
+                hv.opts.Overlay(
+                    title=title,
+                    height=300,
+                    responsive=True,
+                    xformatter=_ticks("0.0%"),
+                    legend_position="right",
+                ),
+            )
         )
 
-    def equity_plot(self, version: int = 0) -> hv.Curve:
-        if not self.result:
-            return hv.Curve([], "date", "equity")
-        b = self.result["backtest"]
-        return hv.Curve((pd.to_datetime(b["dates"]), b["equity_curve"]), "date", "equity").opts(
-            title=f"Backtest: {b['strategy']} ({self.rebalance}, {self.cost_bps:g} bps)",
+    def equity_plot(self, **_: Any) -> hv.Curve:
+        b = self.value.get("backtest") or {}
+        title = (
+            f"Backtest: {b.get('strategy', '-')} ({self.rebalance}, {self.cost_bps:g} bps costs)"
+        )
+        return self._over_time(
+            hv.Curve,
+            "equity_curve",
+            "Equity (USD)",
+            "$0,0",
+            title=title,
             height=250,
-            responsive=True,
             tools=["hover"],
-            yformatter="%.0f",
         )
 
-    def drawdown_plot(self, version: int = 0) -> hv.Area:
-        if not self.result:
-            return hv.Area([], "date", "drawdown")
-        b = self.result["backtest"]
-        return hv.Area((pd.to_datetime(b["dates"]), b["drawdown"]), "date", "drawdown").opts(
+    def drawdown_plot(self, **_: Any) -> hv.Area:
+        return self._over_time(
+            hv.Area,
+            "drawdown",
+            "Drawdown (%)",
+            "0%",
             title="Drawdown",
             height=160,
-            responsive=True,
             color="firebrick",
             alpha=0.5,
-            yformatter="%.2f",
         )
 
-    def backtest_plot(self, version: int = 0) -> hv.Layout:
+    def _over_time(self, element: type, key: str, label: str, ticks: str, **opts: Any) -> Any:
+        """A backtest series against its dates, re-ranged on each new backtest."""
+        b = self.value.get("backtest") or {}
+        return rerange(
+            element(
+                (pd.to_datetime(b.get("dates") or []), b.get(key) or []),
+                hv.Dimension("date", label="Date"),
+                hv.Dimension(key, label=label),
+            ).opts(responsive=True, yformatter=_ticks(ticks), **opts)
+        )
+
+    def backtest_plot(self, **_: Any) -> hv.Layout:
         """Equity curve above drawdown (what the dashboard shows, as one layout)."""
         return (self.equity_plot() + self.drawdown_plot()).cols(1)
 
@@ -436,6 +579,7 @@ class FinanceViewer(DomainViewer):
                 "target_volatility",
                 "min_weight",
                 "max_weight",
+                "allow_short",
                 "max_total_risk",
                 "confidence",
                 "horizon_days",
@@ -444,31 +588,33 @@ class FinanceViewer(DomainViewer):
                 "lookback",
                 "cost_bps",
                 "save",
-                "refresh",
+                "reload_book",
             ],
             widgets={
                 "assets": {"type": pn.widgets.MultiChoice},
                 "save": {"type": pn.widgets.Button},
-                "refresh": {"type": pn.widgets.Button},
+                "reload_book": {"type": pn.widgets.Button},
             },
             show_name=False,
         )
         return [controls]
 
     def main(self) -> list:
-        # DynamicMaps update their Bokeh plots in place when ``version`` moves (cheap),
-        # instead of re-rendering whole figures.
-        stream = hv.streams.Params(self, ["version"])
-
-        def dmap(fn: Any) -> pn.pane.HoloViews:
-            return pn.pane.HoloViews(hv.DynamicMap(fn, streams=[stream]).opts(framewise=True))
+        # DynamicMaps update their Bokeh plots in place when a result's version moves (cheap),
+        # instead of re-rendering whole figures; each re-ranges on its new data.
+        def dmap(fn: Any, *results: str) -> pn.pane.HoloViews:
+            stream = hv.streams.Params(self, [f"{r}_version" for r in results])
+            return pn.pane.HoloViews(rerange(hv.DynamicMap(fn, streams=[stream])))
 
         return [
-            pn.pane.Markdown(self.param.status),
-            pn.Row(dmap(self.frontier_plot), dmap(self.weights_plot)),
-            dmap(self.distribution_plot),
-            dmap(self.equity_plot),
-            dmap(self.drawdown_plot),
+            pn.pane.Markdown(self.summary, sizing_mode="stretch_width"),
+            pn.Row(
+                dmap(self.frontier_plot, "frontier", "optimum"),
+                dmap(self.weights_plot, "optimum"),
+            ),
+            dmap(self.distribution_plot, "risk"),
+            dmap(self.equity_plot, "backtest"),
+            dmap(self.drawdown_plot, "backtest"),
             pn.pane.Markdown("### Portfolio book (shared with the REST API)"),
             self.book,
         ]

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from prism_kernels.arrays import as_float, device_of
 from prism_kernels.backend import backend_name, get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.finance.risk import _like, _to_array
+from prism_kernels.finance.risk import to_float_array
 from prism_kernels.names import snake_case as _snake
 
 MAX_CAPITAL = 1e15  # currency units; larger capitals risk overflowing the equity curve
@@ -257,7 +258,7 @@ def _prices_input(prices: Any, asset_names: Any, dates: Any) -> tuple[Any, list[
         if dates is None:
             dates = list(prices.index)
         prices = prices.to_numpy(dtype=np.float64)
-    P = _to_array(prices, "prices")
+    P = to_float_array(prices, "prices")
     if P.ndim == 1:
         P = P[:, None]
     if P.ndim != 2:
@@ -286,11 +287,11 @@ def _prices_input(prices: Any, asset_names: Any, dates: Any) -> tuple[Any, list[
 
 def _weights_vector(w: Any, n: int, ref: Any, field: str) -> Any:
     try:
-        a = _to_array(w, field)
+        a = to_float_array(w, field)
     except InvalidInput:
         raise
     if backend_name(a) != backend_name(ref):
-        a = _like(a, ref)
+        a = as_float(to_numpy(a), get_namespace(ref), like=ref)
     if a.ndim != 1 or a.shape[0] != n:
         raise InvalidInput(
             field, f"must have {n} entries (one per asset); got shape {tuple(a.shape)}"
@@ -411,7 +412,7 @@ def backtest(
     w_bh = None
     if kind == "buy_and_hold":
         w_bh = (
-            xp.full((n,), 1.0 / n, dtype=xp.float64, device=_dev(P))
+            xp.full((n,), 1.0 / n, dtype=xp.float64, device=device_of(P))
             if weights is None
             else _weights_vector(weights, n, P, "weights")
         )
@@ -429,7 +430,7 @@ def backtest(
         if kind == "buy_and_hold":
             return w_bh
         if kind == "equal_weight":
-            return xp.full((n,), 1.0 / n, dtype=xp.float64, device=_dev(P))
+            return xp.full((n,), 1.0 / n, dtype=xp.float64, device=device_of(P))
         if kind == "fixed":
             return fixed
         window = R[t - lookback : t, :]
@@ -447,8 +448,8 @@ def backtest(
             raise
         return _weights_vector(out, n, P, "strategy")
 
-    zeros = xp.zeros((n,), dtype=xp.float64, device=_dev(P))
-    values = [xp.full((start + 1,), V0, dtype=xp.float64, device=_dev(P))]
+    zeros = xp.zeros((n,), dtype=xp.float64, device=device_of(P))
+    values = [xp.full((start + 1,), V0, dtype=xp.float64, device=device_of(P))]
     tw, tr, turn, cst = [], [], [], []
     h = zeros
     cash = V0
@@ -465,7 +466,7 @@ def backtest(
         h = w * V_post
         cash = V_post - float(xp.sum(h))
         values[-1] = xp.concat(
-            [values[-1][:-1], xp.asarray([V_post], dtype=xp.float64, device=_dev(P))]
+            [values[-1][:-1], xp.asarray([V_post], dtype=xp.float64, device=device_of(P))]
         )
         tw.append(w)
         tr.append(trade)
@@ -535,7 +536,3 @@ def backtest(
         strategy=label,
         params=params,
     )
-
-
-def _dev(x: Any) -> Any:
-    return getattr(x, "device", None) if backend_name(x) != "numpy" else None

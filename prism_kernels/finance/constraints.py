@@ -49,42 +49,18 @@ class PortfolioConstraints:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> PortfolioConstraints:
-        """Build from a plain dict; accepts ``weight_bounds=(lo, hi)``,
-        ``min_position_size``/``max_position_size`` (the REST spelling) and
-        ``sector_limits=[{sector, max_allocation, min_allocation?}]``."""
+        """Build from a plain dict of this class's fields (``{"lower": 0.0, "upper": 0.3}``);
+        ``None`` gives the defaults. Other spellings (the REST API's ``min_position_size``,
+        ``sector_limits``...) are translated by the request models, not here."""
         if d is None:
             return cls()
         if isinstance(d, PortfolioConstraints):
             return d
-        d = dict(d)
-        kw: dict[str, Any] = {}
-        if "weight_bounds" in d and d["weight_bounds"] is not None:
-            kw["lower"], kw["upper"] = d.pop("weight_bounds")
-        if d.get("min_position_size") is not None:
-            kw["lower"] = d.pop("min_position_size")
-        if d.get("max_position_size") is not None:
-            kw["upper"] = d.pop("max_position_size")
-        d.pop("min_position_size", None)
-        d.pop("max_position_size", None)
-        limits = d.pop("sector_limits", None)
-        if limits:
-            lo, hi = dict(d.pop("sector_lower", {}) or {}), dict(d.pop("sector_upper", {}) or {})
-            for i, item in enumerate(limits):
-                if "sector" not in item:
-                    raise InvalidInput(
-                        f"constraints.sector_limits.{i}.sector", "missing sector name"
-                    )
-                if item.get("max_allocation") is not None:
-                    hi[item["sector"]] = float(item["max_allocation"])
-                if item.get("min_allocation") is not None:
-                    lo[item["sector"]] = float(item["min_allocation"])
-            kw["sector_lower"], kw["sector_upper"] = lo, hi
-        names = {f for f in cls.__dataclass_fields__}
-        for k, v in d.items():
+        names = set(cls.__dataclass_fields__)
+        for k in d:
             if k not in names:
                 raise InvalidInput(f"constraints.{k}", f"unknown constraint {k!r}")
-            kw[k] = v
-        return cls(**kw)
+        return cls(**dict(d))
 
     def is_default(self) -> bool:
         """True when only the default long-only bounds are set."""

@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from prism_kernels.errors import InvalidInput, Unavailable
+from prism_kernels.finance.market import generate_market
 
-__all__ = ["load_sp500", "load_sp500_index", "prices_to_returns"]
+__all__ = ["DATASETS", "load_prices", "load_sp500", "load_sp500_index", "prices_to_returns"]
+
+DATASETS = ("sp500", "synthetic")
+"""Where a price history can come from: the shipped S&P 500 closes or a seeded synthetic market."""
 
 
 def _skfolio_loader(name: str) -> Any:
@@ -40,8 +45,6 @@ def _call_offline(fn: Any) -> Any:
 
 
 def _slice(df: Any, start: Any, end: Any) -> Any:
-    import pandas as pd
-
     if start is not None:
         df = df.loc[pd.Timestamp(start) :]
     if end is not None:
@@ -79,7 +82,11 @@ def load_sp500(
         missing = [a for a in wanted if a not in df.columns]
         if missing:
             raise InvalidInput(
-                "assets", f"unknown tickers {missing}; available: {list(df.columns)}"
+                "assets",
+                f"no shipped price history for {', '.join(missing)}; the symbols with "
+                f"history are {', '.join(map(str, df.columns))}",
+                unknown=missing,
+                available=[str(c) for c in df.columns],
             )
         df = df[wanted]
     return _slice(df, start, end)
@@ -104,3 +111,34 @@ def prices_to_returns(prices: Any, log: bool = False) -> Any:
     if not np.all(np.isfinite(p)) or np.any(p <= 0):
         raise InvalidInput("prices", "must be positive and finite")
     return np.diff(np.log(p), axis=0) if log else p[1:] / p[:-1] - 1.0
+
+
+def load_prices(
+    dataset: str = "sp500",
+    assets: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    *,
+    n_assets: int = 10,
+    n_periods: int = 504,
+    seed: int = 0,
+) -> Any:
+    """Daily closes as a DataFrame (dates x tickers) from one of :data:`DATASETS`.
+
+    ``"sp500"``: :func:`load_sp500` (its first call imports skfolio: a few seconds).
+    ``"synthetic"``: :func:`~prism_kernels.finance.market.generate_market` with ``n_assets``
+    (or ``len(assets)``, which then name the columns) x ``n_periods`` days from ``seed``,
+    starting at ``start`` (default 2021-01-01) and cut at ``end``.
+    """
+    if dataset == "sp500":
+        return load_sp500(start, end, assets)
+    if dataset == "synthetic":
+        n = len(assets) if assets else int(n_assets)
+        m = generate_market(n, int(n_periods), seed=seed, start_date=start or "2021-01-01")
+        df = m.to_frame()
+        if assets:
+            df.columns = [str(a) for a in assets]
+        if end is not None:
+            df = df.loc[: pd.Timestamp(end)]
+        return df
+    raise InvalidInput("dataset", f"unknown dataset {dataset!r}; one of {', '.join(DATASETS)}")

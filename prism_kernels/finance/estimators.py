@@ -1,4 +1,5 @@
-"""Return and risk estimators: returns from prices, mean returns, sample / Ledoit-Wolf / EWMA covariance.
+"""Return and risk estimators: returns from prices, mean returns, sample / Ledoit-Wolf / EWMA
+covariance, the one check of a covariance matrix, and the moments a portfolio is built on.
 
 Conventions
 -----------
@@ -14,9 +15,13 @@ computes in float64.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from prism_kernels.backend import get_namespace
+import numpy as np
+
+from prism_kernels.arrays import check_finite, mT, symmetrize
+from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
 
 PERIODS_PER_YEAR = 252
@@ -203,3 +208,178 @@ def cov_to_corr(cov: Any) -> Any:
     xp = get_namespace(cov)
     d = xp.sqrt(xp.linalg.diagonal(cov))
     return cov / (d[:, None] * d[None, :])
+
+
+# ----------------------------------------------------------------------------- one rule for covariances
+
+SINGULAR_RATIO = 1e-10
+"""A covariance whose smallest eigenvalue is at most this fraction of its largest is singular."""
+
+
+def check_covariance(cov: Any, field: str = "cov", *, correlation: bool = False) -> Any:
+    """The one check of a covariance (or correlation) matrix, ``(n, n)`` or a batch ``(B, n, n)``.
+
+    A covariance must be finite, symmetric and positive definite. A singular one (smallest
+    eigenvalue at most :data:`SINGULAR_RATIO` times the largest, e.g. two identical assets or
+    fewer observations than assets) is **rejected**, never silently regularised: some
+    combination of the assets would be riskless and an optimum would not be unique. With
+    ``correlation=True`` the diagonal must be ones and every entry in [-1, 1].
+
+    Returns
+    -------
+    The matrix as float64 on its own backend, symmetrised.
+
+    Raises
+    ------
+    InvalidInput
+        Naming ``field``: not square, NaN/inf, not symmetric, zero or negative, not positive
+        semi-definite, singular.
+    """
+    if not hasattr(cov, "shape"):
+        try:
+            cov = np.asarray(cov, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(field, "must be an n x n matrix of numbers") from exc
+    xp = get_namespace(cov)
+    a = xp.asarray(cov, dtype=xp.float64)
+    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2] or a.shape[-1] < 1:
+        raise InvalidInput(
+            field, f"must be an (n, n) matrix (or a batch of them); got shape {tuple(a.shape)}"
+        )
+    check_finite(a, field)
+    scale = float(xp.max(xp.abs(a)))
+    if float(xp.max(xp.abs(a - mT(a)))) > 1e-8 * max(scale, 1e-300):
+        raise InvalidInput(field, "must be symmetric")
+    a = symmetrize(a)
+    if correlation:
+        d = to_numpy(xp.linalg.diagonal(a))
+        if not np.allclose(d, 1.0, atol=1e-8):
+            raise InvalidInput(field, "a correlation matrix has ones on its diagonal")
+        if scale > 1.0 + 1e-12:
+            raise InvalidInput(field, "correlations must lie in [-1, 1]")
+    ev = np.atleast_2d(to_numpy(xp.linalg.eigvalsh(a)))  # (B, n), ascending
+    lo, hi = ev[:, 0], ev[:, -1]
+    if np.any(hi <= 0.0):
+        raise InvalidInput(field, "is zero or negative: no asset has any risk")
+    b = int(np.argmin(lo / hi))
+    if lo[b] < -1e-8 * hi[b]:
+        raise InvalidInput(
+            field, f"is not positive semi-definite (smallest eigenvalue {lo[b]:.3g})"
+        )
+    if lo[b] <= SINGULAR_RATIO * hi[b]:
+        raise InvalidInput(
+            field,
+            f"is singular (smallest eigenvalue {lo[b]:.3g}, largest {hi[b]:.3g}): some "
+            "combination of the assets is riskless; drop redundant assets, use more "
+            "observations than assets, or give a full-rank matrix",
+        )
+    return a
+
+
+# ----------------------------------------------------------------------------- portfolio moments
+
+
+@dataclass
+class Moments:
+    """What a portfolio is optimised on.
+
+    ``mu`` ``(n,)`` annual expected returns, ``cov`` ``(n, n)`` annual covariance (both NumPy,
+    float64), ``returns`` the ``(T, n)`` per-period history they came from (or None), and
+    ``assumptions``: where each came from, in words (reported with every answer).
+    """
+
+    mu: np.ndarray
+    cov: np.ndarray
+    returns: np.ndarray | None = None
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+
+def estimate_moments(
+    n: int,
+    *,
+    returns: Any = None,
+    expected_returns: Any = None,
+    volatilities: Any = None,
+    covariance: Any = None,
+    correlation: Any = None,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    returns_field: str = "returns",
+) -> Moments:
+    """Annual moments of ``n`` assets from a history, or from assumptions about each asset.
+
+    With ``returns`` ``(T, n)`` (T >= 2): the annualised mean and the Ledoit-Wolf covariance
+    (times ``periods_per_year``); ``expected_returns`` ``(n,)``, when given, replace the mean
+    (the caller's views win). Without a history: ``expected_returns`` are required, and the
+    covariance is ``covariance`` (annual, checked by :func:`check_covariance`), or
+    ``correlation * outer(volatilities, volatilities)`` (the correlation checked the same way;
+    identity when none is given, which ``assumptions`` says).
+
+    Raises
+    ------
+    InvalidInput
+        Naming the argument: ``returns_field`` (too short, wrong width), ``expected_returns``,
+        ``volatilities``, ``covariance``, ``correlation``.
+    """
+    mu_given = None
+    if expected_returns is not None:
+        mu_given = np.asarray(expected_returns, dtype=np.float64)
+        if mu_given.shape != (n,):
+            raise InvalidInput("expected_returns", f"must have {n} values (one per asset)")
+        if not np.all(np.isfinite(mu_given)):
+            raise InvalidInput("expected_returns", "must be finite")
+    if returns is not None:
+        R = np.asarray(to_numpy(returns), dtype=np.float64)
+        if R.ndim != 2 or R.shape[1] != n:
+            raise InvalidInput(
+                returns_field, f"must have one column per asset ({n}); got shape {R.shape}"
+            )
+        if R.shape[0] < 2:
+            raise InvalidInput(returns_field, "need at least 2 periods to estimate moments")
+        check_finite(R, returns_field)
+        mu = np.asarray(mean_returns(R, periods_per_year=periods_per_year))
+        S = np.asarray(ledoit_wolf(R, periods_per_year=periods_per_year)[0])
+        assumptions: dict[str, Any] = {
+            "moments": "estimated from the history: annualised mean returns and "
+            f"Ledoit-Wolf covariance (x{periods_per_year})",
+            "periods": int(R.shape[0]),
+            "correlation": "estimated",
+        }
+        if mu_given is not None:
+            mu = mu_given
+            assumptions["expected_returns"] = "given"
+        return Moments(mu, S, R, assumptions)
+    if mu_given is None:
+        raise InvalidInput(
+            "expected_returns", "are required when no price or return history is given"
+        )
+    if covariance is not None:
+        S = np.asarray(to_numpy(check_covariance(covariance, "covariance")))
+        if S.shape != (n, n):
+            raise InvalidInput(
+                "covariance",
+                f"must be ({n}, {n}): one row and column per asset; got shape {S.shape}",
+            )
+        return Moments(mu_given, S, None, {"covariance": "given (annual)"})
+    if volatilities is None:
+        raise InvalidInput("volatilities", "are required when no history or covariance is given")
+    vol = np.asarray(volatilities, dtype=np.float64)
+    if vol.shape != (n,):
+        raise InvalidInput("volatilities", f"must have {n} values (one per asset)")
+    if not np.all(np.isfinite(vol)) or np.any(vol <= 0):
+        raise InvalidInput("volatilities", "must be finite and > 0")
+    if correlation is not None:
+        C = np.asarray(to_numpy(check_covariance(correlation, "correlation", correlation=True)))
+        if C.shape != (n, n):
+            raise InvalidInput(
+                "correlation",
+                f"must be ({n}, {n}): one row and column per asset; got shape {C.shape}",
+            )
+        assumptions = {"correlation": "given", "covariance": "correlation x volatilities"}
+    else:
+        C = np.eye(n)
+        assumptions = {
+            "correlation": "identity",
+            "note": "no correlation, covariance or price history was given: the assets "
+            "are assumed uncorrelated (correlation matrix = identity)",
+        }
+    return Moments(mu_given, C * np.outer(vol, vol), None, assumptions)

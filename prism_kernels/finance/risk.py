@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
+from prism_kernels.arrays import as_float, check_finite, device_of, mT
 from prism_kernels.backend import backend_name, get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
 
@@ -41,6 +42,8 @@ __all__ = [
     "MonteCarloVaR",
     "ComponentVaR",
     "as_returns",
+    "to_float_array",
+    "portfolio_statistics",
     "quantile",
     "historical_var",
     "historical_cvar",
@@ -67,8 +70,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _to_array(x: Any, field: str) -> Any:
-    """Array on its own backend (NumPy for lists / pandas), float64."""
+def to_float_array(x: Any, field: str) -> Any:
+    """``x`` as a float64 array on its own backend (NumPy for lists and pandas objects);
+    :class:`InvalidInput` naming ``field`` when it is missing or not numeric."""
     if x is None:
         raise InvalidInput(field, "is required")
     if hasattr(x, "to_numpy") and not hasattr(x, "__array_namespace__"):  # pandas
@@ -86,11 +90,6 @@ def _to_array(x: Any, field: str) -> Any:
     return x
 
 
-def _check_finite(xp: Any, x: Any, field: str) -> None:
-    if x.shape and math.prod(x.shape) and not bool(xp.all(xp.isfinite(x))):
-        raise InvalidInput(field, "contains NaN or infinite values")
-
-
 def as_returns(returns: Any, field: str = "returns", min_periods: int = 1) -> Any:
     """Validate a return series ``(T,)`` or panel ``(T, k)`` and return it as a float64 array.
 
@@ -99,7 +98,7 @@ def as_returns(returns: Any, field: str = "returns", min_periods: int = 1) -> An
     InvalidInput
         Wrong number of dimensions, fewer than ``min_periods`` rows, no columns, NaN/inf.
     """
-    x = _to_array(returns, field)
+    x = to_float_array(returns, field)
     if x.ndim not in (1, 2):
         raise InvalidInput(field, f"must be 1-D (T,) or 2-D (T, k); got shape {tuple(x.shape)}")
     if x.shape[0] < min_periods:
@@ -108,7 +107,7 @@ def as_returns(returns: Any, field: str = "returns", min_periods: int = 1) -> An
         )
     if x.ndim == 2 and x.shape[1] == 0:
         raise InvalidInput(field, "has no columns")
-    _check_finite(get_namespace(x), x, field)
+    check_finite(x, field)
     return x
 
 
@@ -163,7 +162,7 @@ def _rng(xp_like: Any, seed: int | None) -> Any:
     if name == "torch":
         import torch
 
-        g = torch.Generator(device=xp_like.device)
+        g = torch.Generator(device=device_of(xp_like))
         g.manual_seed(0 if seed is None else int(seed))
         return ("torch", g, np.random.default_rng(seed))
     if name == "cupy":
@@ -178,7 +177,7 @@ def _standard_normal(gen: Any, shape: tuple[int, ...], like: Any) -> Any:
     if kind == "torch":
         import torch
 
-        return torch.randn(shape, generator=g, dtype=torch.float64, device=like.device)
+        return torch.randn(shape, generator=g, dtype=torch.float64, device=device_of(like))
     if kind == "cupy":
         import cupy
 
@@ -196,7 +195,7 @@ def _chisquare(gen: Any, dof: float, size: int, like: Any) -> Any:
     if kind == "torch":
         import torch
 
-        return torch.as_tensor(draws, dtype=torch.float64, device=like.device)
+        return torch.as_tensor(draws, dtype=torch.float64, device=device_of(like))
     return xp.asarray(draws)
 
 
@@ -604,14 +603,14 @@ def monte_carlo_var(
         raise InvalidInput("distribution", f"must be 'normal' or 't'; got {distribution!r}")
     if dist == "t" and (dof is None or not float(dof) > 2):
         raise InvalidInput("dof", "must be given and > 2 for Monte Carlo with Student-t shocks")
-    cov = _to_array(cov, "cov")
+    cov = to_float_array(cov, "cov")
     xp = get_namespace(cov)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or cov.shape[0] == 0:
         raise InvalidInput("cov", f"must be a square (n, n) matrix; got shape {tuple(cov.shape)}")
     n = cov.shape[0]
-    _check_finite(xp, cov, "cov")
-    mu = _to_array(mu, "mu")
-    w = _to_array(weights, "weights")
+    check_finite(cov, "cov")
+    mu = to_float_array(mu, "mu")
+    w = to_float_array(weights, "weights")
     if backend_name(mu) != backend_name(cov):
         mu = _like(mu, cov)
     if backend_name(w) != backend_name(cov):
@@ -620,8 +619,8 @@ def monte_carlo_var(
         raise InvalidInput("mu", f"must have shape ({n},) to match cov; got {tuple(mu.shape)}")
     if w.ndim not in (1, 2) or w.shape[-1] != n:
         raise InvalidInput("weights", f"must have shape ({n},) or (k, {n}); got {tuple(w.shape)}")
-    _check_finite(xp, mu, "mu")
-    _check_finite(xp, w, "weights")
+    check_finite(mu, "mu")
+    check_finite(w, "weights")
     single = w.ndim == 1
     W = w[None, :] if single else w  # (k, n)
     L = _cholesky(xp, cov)
@@ -635,8 +634,8 @@ def monte_carlo_var(
     chunk_size = int(min(chunk_size, n_paths))
     gen = _rng(cov, seed)
     t_scale = math.sqrt((float(dof) - 2.0) / float(dof)) if dist == "t" else 1.0
-    Lt = xp.permute_dims(L, (1, 0))
-    Wt = xp.permute_dims(W, (1, 0))
+    Lt = mT(L)
+    Wt = mT(W)
     parts = []
     done = 0
     while done < n_paths:
@@ -675,17 +674,8 @@ def monte_carlo_var(
 
 
 def _like(x: Any, ref: Any) -> Any:
-    """Copy ``x`` onto the backend and device of ``ref``."""
-    name = backend_name(ref)
-    if name == "torch":
-        import torch
-
-        return torch.as_tensor(to_numpy(x), dtype=torch.float64, device=ref.device)
-    if name == "cupy":
-        import cupy
-
-        return cupy.asarray(to_numpy(x), dtype=cupy.float64)
-    return np.asarray(to_numpy(x), dtype=np.float64)
+    """``x`` as float64 on the backend and device of ``ref`` (through the host)."""
+    return as_float(to_numpy(x), get_namespace(ref), like=ref)
 
 
 # --------------------------------------------------------------------------------------
@@ -712,13 +702,13 @@ def wealth(returns: Any, initial: float = 1.0) -> Any:
 
 def drawdown_series(values: Any) -> Any:
     """Drawdown ``values / running_max(values) - 1`` (<= 0) of a value or price path ``(T,)``/``(T, k)``."""
-    v = _to_array(values, "values")
+    v = to_float_array(values, "values")
     if v.ndim not in (1, 2) or v.shape[0] == 0:
         raise InvalidInput(
             "values", f"must be a non-empty (T,) or (T, k) array; got {tuple(v.shape)}"
         )
     xp = get_namespace(v)
-    _check_finite(xp, v, "values")
+    check_finite(v, "values")
     if bool(xp.any(v <= 0)):
         raise InvalidInput("values", "must be positive (a value or price path)")
     return v / _cummax(v, axis=0) - 1.0
@@ -774,7 +764,7 @@ def max_drawdown(returns: Any = None, *, prices: Any = None, dates: Any = None) 
     """
     if (returns is None) == (prices is None):
         raise InvalidInput("returns", "give exactly one of returns or prices")
-    v = wealth(returns) if returns is not None else _to_array(prices, "prices")
+    v = wealth(returns) if returns is not None else to_float_array(prices, "prices")
     dd = drawdown_series(v)
     xp = get_namespace(dd)
     T = v.shape[0]
@@ -894,18 +884,18 @@ def component_var(
     """
     c = _check_confidence(confidence)
     h = _check_horizon(horizon)
-    S = _to_array(cov, "cov")
+    S = to_float_array(cov, "cov")
     xp = get_namespace(S)
     if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
         raise InvalidInput("cov", f"must be a square (n, n) matrix; got shape {tuple(S.shape)}")
-    _check_finite(xp, S, "cov")
+    check_finite(S, "cov")
     n = S.shape[0]
-    w = _to_array(weights, "weights")
+    w = to_float_array(weights, "weights")
     if backend_name(w) != backend_name(S):
         w = _like(w, S)
     if w.ndim not in (1, 2) or w.shape[-1] != n:
         raise InvalidInput("weights", f"must have shape ({n},) or (k, {n}); got {tuple(w.shape)}")
-    _check_finite(xp, w, "weights")
+    check_finite(w, "weights")
     if str(distribution).lower() == "normal":
         k = float(special.ndtri(c))
     else:
@@ -920,7 +910,7 @@ def component_var(
         )
     marginal = math.sqrt(h) * k * Sw / (sig[..., None] if w.ndim == 2 else sig)
     if mu is not None:
-        m = _to_array(mu, "mu")
+        m = to_float_array(mu, "mu")
         if backend_name(m) != backend_name(S):
             m = _like(m, S)
         if m.ndim != 1 or m.shape[0] != n:
@@ -1000,13 +990,13 @@ def risk_report(
         asset_names = [str(c) for c in returns.columns]
     if hasattr(returns, "index") and dates is None and hasattr(returns, "columns"):
         dates = list(returns.index)
-    w = _to_array(weights, "weights")
+    w = to_float_array(weights, "weights")
     if w.ndim != 1 or w.shape[0] == 0:
         raise InvalidInput(
             "weights", f"must be a non-empty vector (n,); got shape {tuple(w.shape)}"
         )
     xp = get_namespace(w)
-    _check_finite(xp, w, "weights")
+    check_finite(w, "weights")
     n = w.shape[0]
     R = None
     if returns is not None:
@@ -1022,17 +1012,17 @@ def risk_report(
             mu = xp.mean(R, axis=0)
         if cov is None:
             Rc = R - xp.mean(R, axis=0)
-            cov = xp.matmul(xp.permute_dims(Rc, (1, 0)), Rc) / (R.shape[0] - 1)
+            cov = xp.matmul(mT(Rc), Rc) / (R.shape[0] - 1)
     if cov is None:
         raise InvalidInput("returns", "give returns (T, n) or a covariance matrix")
-    cov = _to_array(cov, "cov")
+    cov = to_float_array(cov, "cov")
     if backend_name(cov) != backend_name(w):
         cov = _like(cov, w)
     xp = get_namespace(cov)
     if cov.ndim != 2 or cov.shape != (n, n):
         raise InvalidInput("cov", f"must be ({n}, {n}) to match weights; got {tuple(cov.shape)}")
-    _check_finite(xp, cov, "cov")
-    mu = xp.zeros((n,), dtype=xp.float64) if mu is None else _like(_to_array(mu, "mu"), cov)
+    check_finite(cov, "cov")
+    mu = xp.zeros((n,), dtype=xp.float64) if mu is None else _like(to_float_array(mu, "mu"), cov)
     if mu.shape != (n,):
         raise InvalidInput("mu", f"must have shape ({n},); got {tuple(mu.shape)}")
     c = _check_confidence(confidence)
@@ -1134,3 +1124,70 @@ def risk_report(
     out["covariance"] = cov_np.tolist()
     out["correlation_matrix"] = corr.tolist()
     return out
+
+
+def portfolio_statistics(
+    weights: Any,
+    returns: Any = None,
+    *,
+    expected_returns: Any = None,
+    volatilities: Any = None,
+    notional: float = 1.0,
+    risk_free: float = 0.0,
+    periods_per_year: float = 252.0,
+) -> dict[str, Any]:
+    """The headline statistics of a held portfolio (what a book shows beside it).
+
+    From a return history ``returns`` ``(T, n)`` (T >= 2): annual expected return and
+    volatility, Sharpe and Sortino (annualised), maximum drawdown and the 1-day 95 % historical
+    VaR/CVaR in money at ``notional`` (and the parametric VaR), from :func:`risk_report`.
+    Without one, from per-asset annual ``expected_returns`` and ``volatilities`` ``(n,)``
+    assumed uncorrelated (said in ``source``; ``risk_free``, annual, enters that Sharpe ratio);
+    with neither, ``source`` is ``"none"``.
+
+    Returns
+    -------
+    dict: ``periods_per_year``, ``source`` and the figures above (``expected_return``,
+    ``volatility``, ``sharpe_ratio``, ``var_95_1d``, ``cvar_95_1d``...).
+    """
+    w = np.asarray(to_numpy(weights), dtype=np.float64)
+    stats: dict[str, Any] = {"periods_per_year": float(periods_per_year)}
+    if returns is not None and np.shape(returns)[0] >= 2:
+        rep = risk_report(
+            w,
+            returns,
+            notional=notional,
+            mc_paths=0,
+            periods_per_year=periods_per_year,
+            fit_t=False,
+        )
+        stats.update(
+            source="returns",
+            n_periods=int(np.shape(returns)[0]),
+            expected_return=rep["expected_return_annual"],
+            volatility=rep["volatility_annual"],
+            sharpe_ratio=rep["sharpe_ratio"],
+            sortino_ratio=rep["sortino_ratio"],
+            max_drawdown=rep["max_drawdown"]["value"] if rep["max_drawdown"] else None,
+            var_95_1d=rep["var_amount"]["historical"],
+            cvar_95_1d=rep["cvar_amount"]["historical"],
+            var_95_1d_parametric=rep["var_amount"]["parametric_normal"],
+        )
+        return stats
+    if expected_returns is not None and volatilities is not None:
+        mu = np.asarray(expected_returns, dtype=np.float64)
+        cov = np.diag(np.asarray(volatilities, dtype=np.float64) ** 2)
+        er = float(w @ mu)
+        vol = float(np.sqrt(w @ cov @ w))
+        v, cv = normal_var_cvar(er / periods_per_year, vol / math.sqrt(periods_per_year), 0.95, 1)
+        stats.update(
+            source="asset_assumptions (uncorrelated)",
+            expected_return=er,
+            volatility=vol,
+            sharpe_ratio=(er - risk_free) / vol if vol > 0 else None,
+            var_95_1d=float(v) * notional,
+            cvar_95_1d=float(cv) * notional,
+        )
+        return stats
+    stats["source"] = "none"
+    return stats

@@ -66,7 +66,9 @@ def _calls(fn) -> tuple[list[ast.Call], ast.FunctionDef]:
     src = textwrap.dedent(inspect.getsource(fn))
     tree = ast.parse(src)
     fdef = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
-    return [n for n in ast.walk(fdef) if isinstance(n, ast.Call)], fdef
+    # The body only: the ``@ROUTES.post(...)`` decorator is a declaration, not a call it makes.
+    calls = [n for stmt in fdef.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+    return calls, fdef
 
 
 def _root(node: ast.AST) -> ast.AST:

@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 from prism_kernels.finance.market import generate_market
 from tests.apiutil import assert_error
 from tests.apiutil import ok as _ok
+from tests.finance.payloads import NB01, README_RISK
 from tests.serverutil import KEYS, PrismServer
 
 
@@ -26,16 +27,6 @@ def _error(r, status: int, field: str | None = None) -> dict:
 
 API = "/api/v1/finance"
 
-# the original notebook 01 payload (reference section 8)
-NB01 = {
-    "assets": [
-        {"symbol": "AAPL", "expected_return": 0.12, "volatility": 0.25, "current_price": 150.0},
-        {"symbol": "GOOGL", "expected_return": 0.15, "volatility": 0.30, "current_price": 2800.0},
-        {"symbol": "MSFT", "expected_return": 0.13, "volatility": 0.22, "current_price": 380.0},
-    ],
-    "constraints": {"max_position_size": 0.5, "min_position_size": 0.1, "max_total_risk": 0.20},
-    "objective": "maximize_sharpe",
-}
 MU = np.array([0.12, 0.15, 0.13])
 VOL = np.array([0.25, 0.30, 0.22])
 
@@ -551,3 +542,120 @@ def test_portfolio_survives_a_server_restart(tmp_path):
         assert p["name"] == "kept"
         np.testing.assert_allclose(p["weights"], _w(d) / _w(d).sum(), atol=1e-12)
         assert _ok(c.get(f"{API}/health"))["portfolios_tracked"] == 1
+
+
+# ---------------------------------------------------------------- the shared shape
+
+
+def test_every_post_example_answers_200(api, warm):
+    """The request examples in the OpenAPI document work as written."""
+    from widgets.server.routes.finance import ROUTES
+
+    posts = [r for r in ROUTES.routes if r.method == "POST"]
+    assert {r.path.rsplit("/", 1)[-1] for r in posts} == {
+        "optimize",
+        "frontier",
+        "risk",
+        "backtest",
+    }
+    for route in posts:
+        d = _ok(api.post(route.path, json=route.example))
+        assert d["computation_time_ms"] > 0, route.path
+    doc = api.get("/api/v1/openapi.json").json()
+    body = doc["paths"][f"{API}/optimize"]["post"]["requestBody"]["content"]["application/json"]
+    assert body.get("example") or body.get("examples")
+
+
+def test_portfolios_are_listed_newest_first(api):
+    a = _ok(api.post(f"{API}/optimize", json={**NB01, "name": "older"}))["portfolio_id"]
+    b = _ok(api.post(f"{API}/optimize", json={**NB01, "name": "newer"}))["portfolio_id"]
+    ids = [x["id"] for x in _ok(api.get(f"{API}/portfolios", params={"limit": 1000}))]
+    assert ids.index(b) < ids.index(a)
+    assert [x["id"] for x in _ok(api.get(f"{API}/portfolios", params={"limit": 1}))] == [ids[0]]
+    assert _ok(api.get(f"{API}/portfolios", params={"limit": 1, "offset": 1}))[0]["id"] == ids[1]
+
+
+def test_health_has_the_shared_fields_and_the_books(api):
+    h = _ok(api.get(f"{API}/health"))
+    assert h["domain"] == "finance" and h["uptime_s"] >= 0
+    assert h["stored"]["portfolio"] == h["portfolios_tracked"]
+    assert h["operations"]["optimize"]["count"] == h["optimizations_run"] >= 1
+    assert h["optimization_latency_ms"] == h["operations"]["optimize"]["mean_ms"]
+    assert h["computations"] >= h["optimizations_run"] and h["sp500_data_available"] is True
+
+
+# ---------------------------------------------------------------- the original client's README
+
+
+def test_readme_assess_risk_of_positions_not_in_the_book(api, warm):
+    """assess_risk as the client README calls it: the positions are valued, their history is
+    the shipped closes (the window is said), the unknown portfolio_id is echoed."""
+    from prism_kernels.finance.data import load_sp500
+
+    body = {
+        **README_RISK,
+        "positions": [
+            README_RISK["positions"][0],
+            {**README_RISK["positions"][1], "symbol": "MSFT"},
+        ],
+    }
+    d = _ok(api.post(f"{API}/risk", json=body))
+    assert d["portfolio_id"] == "portfolio_001"
+    assert d["notional"] == pytest.approx(100 * 150.0 + 50 * 190.0)
+    prices = load_sp500("2021-01-01", None, ["AAPL", "MSFT"])
+    w = np.array([15_000.0, 9_500.0]) / 24_500.0
+    pr = (prices.pct_change().iloc[1:].to_numpy()) @ w
+    assert d["window"] == {
+        "source": "sp500",
+        "start": str(prices.index[0].date()),
+        "end": "2022-12-28",
+        "periods": len(pr),
+    }
+    assert d["method"] == "historical"
+    assert d["var"] == pytest.approx(-np.quantile(pr, 0.05) * 24_500.0, rel=1e-9)
+    assert set(d["metrics"]) == {"var", "cvar", "max_drawdown", "beta"}
+    assert d["metrics"]["var"] == d["var"] and d["metrics"]["beta"] == d["beta"]
+    assert d["asset_names"] == ["AAPL", "MSFT"]
+
+
+def test_readme_assess_risk_with_a_symbol_without_history(api, warm):
+    """TSLA (the README's second position) is not in the shipped closes: a 400 that names it
+    and lists the symbols that have history."""
+    body = _error(api.post(f"{API}/risk", json=README_RISK), 400, "prices")
+    assert "TSLA" in body["message"] and "AAPL" in body["message"] and "XOM" in body["message"]
+    assert body["details"]["unknown"] == ["TSLA"] and "MSFT" in body["details"]["available"]
+    # a portfolio_id that is neither in the book nor comes with holdings is still a 404
+    _error(api.post(f"{API}/risk", json={"portfolio_id": "portfolio_001"}), 404)
+
+
+@pytest.mark.parametrize(
+    "parameters,every",
+    [
+        ({"rebalance_days": 21}, 21),
+        ({"rebalance_freq": "weekly"}, 5),
+        ({"rebalance_frequency": "monthly"}, 21),
+        ({"rebalance_frequency": 10}, 10),
+    ],
+)
+def test_readme_backtest_strategy_spellings(api, parameters, every):
+    """backtest_strategy(strategy_id, parameters, historical_data, initial_capital) with the
+    original's rebalance spellings; undated rows count trading days."""
+    hist = {s: MARKET.prices[:120, j].tolist() for j, s in enumerate(SYMS)}
+    body = {
+        "strategy_id": "equal_weight",
+        "parameters": {**parameters, "cost_bps": 0},
+        "historical_data": hist,
+        "initial_capital": 10_000.0,
+    }
+    d = _ok(api.post(f"{API}/backtest", json=body))
+    idx = [r["index"] for r in d["rebalances"]]
+    assert idx == list(range(0, 120, every))[: len(idx)] and len(idx) == len(range(0, 119, every))
+    assert d["params"]["rebalance"] == every and d["initial_capital"] == 10_000.0
+    # equal weights rebalanced without costs: the equity compounds the mean period return
+    P = MARKET.prices[:120]
+    eq = [10_000.0]
+    for t in range(1, 120):
+        if (t - 1) % every == 0:
+            held = np.full(6, eq[-1] / 6) / P[t - 1]
+        eq.append(float(held @ P[t]))
+    np.testing.assert_allclose(d["equity_curve"], eq, rtol=1e-10)

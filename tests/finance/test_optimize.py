@@ -358,21 +358,47 @@ def test_one_asset():
         assert abs(optimize(np.array([0.07]), np.array([[0.04]]), obj).weights[0] - 1) < 1e-10
 
 
-def test_singular_covariance_is_regularised_and_reported():
+def test_singular_covariance_is_rejected_naming_the_field():
+    """One rule for a singular covariance (estimators.check_covariance): rejected, never
+    silently regularised; the same rule the REST layer applies to a given covariance."""
     rng = np.random.default_rng(13)
     R = rng.normal(0, 0.01, size=(5, 10))  # 5 observations of 10 assets: rank 4
     S = np.cov(R, rowvar=False) * 252
     mu = rng.normal(0.08, 0.03, 10)
-    res = optimize(mu, S, "min_volatility", {"upper": 0.3})
-    assert res.regularization > 0 and res.to_dict()["regularization"] > 0
-    assert res.converged and abs(res.weights.sum() - 1) < 1e-9 and res.weights.max() <= 0.3 + 1e-9
-    w = cp.Variable(10)
-    Sr = S + res.regularization * np.eye(10)
-    clarabel(cp.Problem(cp.Minimize(cp.quad_form(w, Sr)), [cp.sum(w) == 1, w >= 0, w <= 0.3]))
-    # the regularised problem is nearly flat: compare the optimal variance, not the weights
-    v_ours = res.weights @ Sr @ res.weights
-    v_ref = w.value @ Sr @ w.value
-    assert v_ours <= v_ref + 1e-10 * np.trace(S)
+    for obj in ("min_volatility", "max_sharpe", "risk_parity"):
+        with pytest.raises(InvalidInput, match="singular") as e:
+            optimize(mu, S, obj, None if obj == "risk_parity" else {"upper": 0.3})
+        assert e.value.field == "cov"
+    with pytest.raises(InvalidInput, match="singular"):
+        efficient_frontier(mu, S, 5)
+    # a batch is rejected when any of its matrices is singular
+    good = np.cov(rng.normal(0, 0.01, size=(60, 10)), rowvar=False) * 252
+    with pytest.raises(InvalidInput, match="singular"):
+        optimize(np.stack([mu, mu]), np.stack([good, S]), "min_volatility")
+    assert optimize(mu, good, "min_volatility").converged
+
+
+def test_max_return_matches_linprog():
+    """max_return: the highest mu'w under bounds, budget and sectors (scipy's HiGHS LP on the
+    same problem), batched over several return vectors."""
+    from scipy.optimize import linprog
+
+    mu, S = problem(8, 21)
+    cons = {"lower": 0.02, "upper": 0.3, "sectors": list("aabbccdd"), "sector_upper": {"a": 0.35}}
+    res = optimize(mu, S, "max_return", cons)
+    A_ub = np.array([[1, 1, 0, 0, 0, 0, 0, 0]], float)
+    ref = linprog(
+        -mu, A_ub=A_ub, b_ub=[0.35], A_eq=np.ones((1, 8)), b_eq=[1], bounds=[(0.02, 0.3)] * 8
+    )
+    assert ref.status == 0
+    assert float(res.expected_return) == pytest.approx(-ref.fun, abs=1e-10)
+    assert res.objective == "max_return" and abs(res.weights.sum() - 1) < 1e-10
+    batch = optimize(np.stack([mu, -mu]), S, "max_return", {"upper": 0.5})
+    top = np.sort(mu)[::-1][:2].sum() * 0.5
+    assert batch.expected_return[0] == pytest.approx(top, abs=1e-10)
+    with pytest.raises(InvalidInput) as e:
+        optimize(mu, S, "max_return", {"lower": -np.inf, "upper": np.inf})
+    assert e.value.field == "constraints"
 
 
 def test_invalid_inputs():
@@ -404,17 +430,22 @@ def test_invalid_inputs():
         assert e.value.field == field, (field, e.value.field)
 
 
-def test_objective_aliases_and_rest_constraints():
+def test_objective_spellings_and_the_kernels_own_constraints():
+    """The optimiser takes its own names (in snake_case or PascalCase) and its own constraint
+    fields; the REST spellings (maximize_sharpe, min_position_size, sector_limits) are the
+    request models' to translate (tests/finance/test_requests.py)."""
     mu, S = problem(6, 15)
-    a = optimize(mu, S, "MaximizeSharpe", {"min_position_size": 0.05, "max_position_size": 0.4})
+    a = optimize(mu, S, "MaxSharpe", {"lower": 0.05, "upper": 0.4})
     b = optimize(mu, S, "max_sharpe", {"lower": 0.05, "upper": 0.4})
     np.testing.assert_allclose(a.weights, b.weights)
-    c = optimize(
-        mu,
-        S,
-        "minimize_risk",
-        {"sector_limits": [{"sector": "x", "max_allocation": 0.2}], "sectors": list("xxyyzz")},
-    )
+    c = optimize(mu, S, "MinVolatility", {"sectors": list("xxyyzz"), "sector_upper": {"x": 0.2}})
     assert c.objective == "min_volatility" and c.weights[:2].sum() <= 0.2 + 1e-9
     d = b.to_dict(symbols=list("ABCDEF"))
     assert set(d["weights_by_symbol"]) == set("ABCDEF") and isinstance(d["sharpe"], float)
+    for name in ("maximize_sharpe", "minimize_risk", "custom"):
+        with pytest.raises(InvalidInput) as e:
+            optimize(mu, S, name)
+        assert e.value.field == "objective"
+    with pytest.raises(InvalidInput) as e:
+        optimize(mu, S, "min_volatility", {"min_position_size": 0.05})
+    assert e.value.field == "constraints.min_position_size"

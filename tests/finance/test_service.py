@@ -11,6 +11,7 @@ import pytest
 from prism_kernels.errors import InvalidInput, NotFound
 from prism_kernels.events import EventBus
 from prism_kernels.finance import risk
+from prism_kernels.finance.constraints import PortfolioConstraints
 from prism_kernels.finance.market import generate_market
 from prism_kernels.finance.service import FinanceService
 from prism_kernels.store import Store
@@ -20,6 +21,9 @@ ASSETS = [
     {"symbol": "GOOGL", "expected_return": 0.15, "volatility": 0.30, "current_price": 2800.0},
     {"symbol": "MSFT", "expected_return": 0.13, "volatility": 0.22, "current_price": 380.0},
 ]
+SYMS = [a["symbol"] for a in ASSETS]
+MU = [a["expected_return"] for a in ASSETS]
+VOL = [a["volatility"] for a in ASSETS]
 
 
 @pytest.fixture
@@ -28,12 +32,14 @@ def svc():
     events = []
     bus.subscribe(events.append)
     s = FinanceService(Store(":memory:"), bus)
-    s.events = events
+    s.received = events
     return s
 
 
 def test_create_get_list_and_event(svc):
-    doc = svc.create_portfolio("Growth", ASSETS, [0.5, 0.3, 0.2], objective="manual", value=1e6)
+    doc = svc.create_portfolio(
+        "Growth", SYMS, [0.5, 0.3, 0.2], objective="manual", value=1e6, asset_info=ASSETS
+    )
     assert doc["id"].startswith("pf-") and svc.get_portfolio(doc["id"]) == doc
     assert [p["shares"] for p in doc["positions"]] == pytest.approx(
         [5e5 / 150, 3e5 / 2800, 2e5 / 380]
@@ -46,7 +52,7 @@ def test_create_get_list_and_event(svc):
     )
     assert st["expected_return"] == pytest.approx(w @ mu, abs=1e-15)
     assert st["volatility"] == pytest.approx(np.sqrt(np.sum((w * vol) ** 2)), abs=1e-15)
-    (ev,) = svc.events
+    (ev,) = svc.received
     assert (
         ev.type == "PortfolioUpdate"
         and ev.data["event"] == "created"
@@ -63,7 +69,7 @@ def test_create_get_list_and_event(svc):
 
 
 def test_revalue_prices_and_history(svc):
-    doc = svc.create_portfolio("P", ASSETS, [0.5, 0.3, 0.2], value=1e6)
+    doc = svc.create_portfolio("P", SYMS, [0.5, 0.3, 0.2], value=1e6, asset_info=ASSETS)
     new = {"AAPL": 165.0, "GOOGL": 2660.0, "MSFT": 399.0}
     out = svc.revalue(doc["id"], new, note="close")
     expected = 5e5 * 165 / 150 + 3e5 * 2660 / 2800 + 2e5 * 399 / 380
@@ -72,8 +78,8 @@ def test_revalue_prices_and_history(svc):
     assert out["history"][-1]["note"] == "close" and len(out["history"]) == 2
     assert sum(out["weights"]) == pytest.approx(1.0)
     assert out["positions"][0]["unrealized_gain"] == pytest.approx(5e5 / 150 * 15)
-    assert svc.events[-1].data["event"] == "revalued"
-    assert svc.events[-1].data["previous_value"] == 1e6
+    assert svc.received[-1].data["event"] == "revalued"
+    assert svc.received[-1].data["previous_value"] == 1e6
     assert svc.get_portfolio(doc["id"])["value"] == out["value"]
 
 
@@ -190,38 +196,100 @@ def test_revalue_errors(svc):
         assert e.value.field == field
     with pytest.raises(NotFound):
         svc.delete_portfolio("nope")
-    assert svc.delete_portfolio(doc["id"]) and svc.count() == 0
+    svc.delete_portfolio(doc["id"])
+    assert svc.count() == 0
+    with pytest.raises(NotFound):
+        svc.delete_portfolio(doc["id"])
 
 
 def test_optimize_matches_the_optimiser_and_saves(svc):
     from prism_kernels.finance.optimize import optimize
 
-    cons = {"min_position_size": 0.1, "max_position_size": 0.5, "max_total_risk": 1.0}
-    out = svc.optimize(ASSETS, cons, "maximize_sharpe", save=True, name="ms")
-    mu = np.array([0.12, 0.15, 0.13])
-    cov = np.diag(np.array([0.25, 0.30, 0.22]) ** 2)
-    ref = optimize(mu, cov, "max_sharpe", cons)
-    w = np.array([x["weight"] for x in out["weights"]])
+    cons = PortfolioConstraints(lower=0.1, upper=0.5, max_total_risk=1.0)
+    out = svc.optimize(
+        SYMS,
+        "max_sharpe",
+        cons,
+        expected_returns=MU,
+        volatilities=VOL,
+        save=True,
+        name="ms",
+        asset_info=ASSETS,
+    )
+    cov = np.diag(np.array(VOL) ** 2)
+    ref = optimize(np.array(MU), cov, "max_sharpe", cons)
+    w = np.array(out["weights"])
     np.testing.assert_allclose(w, np.asarray(ref.weights), atol=1e-10)
     assert np.all(w >= 0.1 - 1e-7) and np.all(w <= 0.5 + 1e-7)
     assert out["sharpe_ratio"] == pytest.approx(
-        out["expected_return"] / out["expected_risk"], rel=1e-9
+        out["expected_return"] / out["volatility"], rel=1e-9
     )
-    assert [x["symbol"] for x in out["weights"]] == ["AAPL", "GOOGL", "MSFT"]
+    assert out["symbols"] == SYMS and out["computation_time_ms"] > 0
+    assert out["assumptions"]["correlation"] == "identity"
     saved = svc.get_portfolio(out["portfolio_id"])
     assert saved["objective"] == "max_sharpe" and saved["name"] == "ms"
-    pas = svc.optimize(ASSETS, cons, "MinimizeRisk")
-    assert pas["objective"] == "min_volatility"
-    cus = svc.optimize(ASSETS, None, {"custom": {"risk_aversion": 3.0}})
-    assert cus["objective"] == "max_quadratic_utility"
+    np.testing.assert_allclose(saved["weights"], w / w.sum(), atol=1e-15)
+    assert saved["metadata"]["optimum"]["sharpe_ratio"] == out["sharpe_ratio"]
+    assert saved["positions"][0]["shares"] == pytest.approx(saved["weights"][0] * 1e6 / 150.0)
+    mv = svc.optimize(SYMS, "min_volatility", cons, expected_returns=MU, volatilities=VOL)
+    assert mv["objective"] == "min_volatility" and "portfolio_id" not in mv
     json.dumps(out, allow_nan=False)
-    assert svc.health()["optimization_latency_ms"] > 0
+    health = svc.health()
+    assert health["optimization_latency_ms"] > 0 and health["optimizations_run"] == 2
+    assert health["portfolios_tracked"] == 1 and health["stored"] == {"portfolio": 1}
+    assert health["operations"]["optimize"]["count"] == 2
+
+
+def test_max_return_is_the_optimisers(svc):
+    """The highest return the bounds allow (an LP), and within a risk cap the frontier at the
+    cap: the objective the original API called maximize_return."""
+    cons = PortfolioConstraints(lower=0.1, upper=0.5)
+    out = svc.optimize(SYMS, "max_return", cons, expected_returns=MU, volatilities=VOL)
+    # bounds and budget only: fill the best asset to its cap, then the next (closed form)
+    np.testing.assert_allclose(out["weights"], [0.1, 0.5, 0.4], atol=1e-9)
+    assert out["objective"] == "max_return"
+    capped = svc.optimize(
+        SYMS,
+        "max_return",
+        PortfolioConstraints(lower=0.1, upper=0.5, max_total_risk=0.16),
+        expected_returns=MU,
+        volatilities=VOL,
+    )
+    tv = svc.optimize(
+        SYMS,
+        "target_volatility",
+        cons,
+        expected_returns=MU,
+        volatilities=VOL,
+        target_volatility=0.16,
+    )
+    assert capped["risk_capped"] is True and capped["volatility"] == pytest.approx(0.16, rel=1e-6)
+    np.testing.assert_allclose(capped["weights"], tv["weights"], atol=1e-9)
+
+
+def test_a_singular_covariance_is_rejected_everywhere(svc):
+    """One rule (estimators.check_covariance): a singular covariance is a 400-style error
+    naming the argument, from the service and from the optimiser alike."""
+    from prism_kernels.finance.optimize import optimize
+
+    S = np.array([[0.04, 0.04, 0.0], [0.04, 0.04, 0.0], [0.0, 0.0, 0.04]])
+    with pytest.raises(InvalidInput, match="singular") as e:
+        svc.optimize(SYMS, "min_volatility", expected_returns=MU, covariance=S)
+    assert e.value.field == "covariance"
+    with pytest.raises(InvalidInput, match="singular") as e:
+        svc.risk(assets=["A", "B", "C"], weights=[0.4, 0.3, 0.3], covariance=S, mc_paths=0)
+    assert e.value.field == "covariance"
+    with pytest.raises(InvalidInput, match="singular") as e:
+        optimize(np.array(MU), S, "min_volatility")
+    assert e.value.field == "cov"
+    assert svc.computations() == 0  # rejected requests are not computations
 
 
 def test_optimize_from_history(svc):
     m = generate_market(5, 400, seed=9)
-    out = svc.optimize(m.names, None, "min_volatility", prices=m.prices)
-    assert sum(x["weight"] for x in out["weights"]) == pytest.approx(1.0, abs=1e-6)
+    out = svc.optimize(m.names, "min_volatility", prices=m.prices)
+    assert sum(out["weights"]) == pytest.approx(1.0, abs=1e-6)
+    assert out["assumptions"]["periods"] == 399
 
 
 def test_risk_matches_kernel(svc):
@@ -244,7 +312,7 @@ def test_risk_matches_kernel(svc):
     mc = svc.risk(doc["id"], method="monte_carlo", mc_paths=20_000)
     assert mc["method"] == "monte_carlo"
     # a portfolio without history: parametric from its asset assumptions
-    d2 = svc.create_portfolio("A", ASSETS, [0.4, 0.3, 0.3], value=1e6)
+    d2 = svc.create_portfolio("A", SYMS, [0.4, 0.3, 0.3], value=1e6, asset_info=ASSETS)
     r2 = svc.risk(d2["id"], confidence=0.95, horizon=30, mc_paths=0)
     w2, mu2, vol2 = (
         np.array([0.4, 0.3, 0.3]),
@@ -264,10 +332,15 @@ def test_risk_matches_kernel(svc):
 
 def test_backtest_through_the_service(svc):
     m = generate_market(3, 300, seed=8)
-    prices = {name: m.prices[:, j] for j, name in enumerate(m.names)}
     out = svc.backtest(
-        "equal_weight", prices=prices, rebalance=21, cost_bps=10, initial_capital=1e6
+        "equal_weight",
+        prices=m.prices,
+        assets=m.names,
+        rebalance=21,
+        cost_bps=10,
+        initial_capital=1e6,
     )
+    assert out["asset_names"] == m.names
     assert out["n_trades"] > 0 and len(out["equity_curve"]) == 300
     doc = svc.create_portfolio("bh", m.names, [0.6, 0.3, 0.1])
     bh = svc.backtest(prices=m.to_frame(), portfolio_id=doc["id"], cost_bps=0)

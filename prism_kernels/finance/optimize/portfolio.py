@@ -14,10 +14,13 @@ PyPortfolioOpt ``efficient_return``), ``target_volatility`` (max return with vol
 batched Newton), ``hrp`` (see :mod:`prism_kernels.finance.hrp`), ``min_cvar`` (scenario
 LP, see :func:`min_cvar`).
 
-Infeasible constraint sets raise :class:`prism_kernels.errors.Infeasible` naming the field;
-a singular covariance (smallest eigenvalue <= 1e-10 x largest) is regularised by
-``1e-8 * mean(diag(cov)) * I`` and the amount is
-reported in ``PortfolioResult.regularization``.
+``max_return`` (the highest return the constraints allow: a linear program; with a
+``max_total_risk`` cap, the highest return within it, on the frontier at the cap).
+
+Infeasible constraint sets raise :class:`prism_kernels.errors.Infeasible` naming the field; a
+singular or non-positive-semi-definite covariance is rejected with
+:class:`~prism_kernels.errors.InvalidInput` naming ``cov`` (the one rule of
+:func:`prism_kernels.finance.estimators.check_covariance`), never silently regularised.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from prism_kernels.finance.constraints import (
     check_feasible,
     linprog_box,
 )
+from prism_kernels.finance.estimators import check_covariance
 from prism_kernels.finance.optimize.qp import solve_qp
+from prism_kernels.names import snake_case
 
 OBJECTIVES = (
     "max_sharpe",
@@ -43,46 +48,23 @@ OBJECTIVES = (
     "target_return",
     "target_volatility",
     "max_quadratic_utility",
+    "max_return",
     "risk_parity",
     "hrp",
     "min_cvar",
 )
 
-_ALIASES = {
-    "maxsharpe": "max_sharpe",
-    "maximizesharpe": "max_sharpe",
-    "maximisesharpe": "max_sharpe",
-    "sharpe": "max_sharpe",
-    "minvolatility": "min_volatility",
-    "minvariance": "min_volatility",
-    "minimizerisk": "min_volatility",
-    "minimiserisk": "min_volatility",
-    "minrisk": "min_volatility",
-    "targetreturn": "target_return",
-    "efficientreturn": "target_return",
-    "targetvolatility": "target_volatility",
-    "efficientrisk": "target_volatility",
-    "maxquadraticutility": "max_quadratic_utility",
-    "quadraticutility": "max_quadratic_utility",
-    "custom": "max_quadratic_utility",
-    "riskparity": "risk_parity",
-    "equalriskcontribution": "risk_parity",
-    "erc": "risk_parity",
-    "hrp": "hrp",
-    "hierarchicalriskparity": "hrp",
-    "mincvar": "min_cvar",
-    "cvar": "min_cvar",
-}
-
 
 def normalize_objective(name: str) -> str:
-    """Canonical objective name from snake_case, PascalCase or a known alias."""
-    key = str(name).replace("_", "").replace("-", "").replace(" ", "").lower()
-    if key not in _ALIASES:
+    """The objective's name in snake_case (``"MinVolatility"`` -> ``"min_volatility"``), checked
+    against :data:`OBJECTIVES`. Other names clients use (``"maximize_sharpe"``...) are the REST
+    layer's to translate."""
+    key = snake_case(str(name))
+    if key not in OBJECTIVES:
         raise InvalidInput(
             "objective", f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}"
         )
-    return _ALIASES[key]
+    return key
 
 
 @dataclass
@@ -92,8 +74,8 @@ class PortfolioResult:
     ``weights`` ``(n,)`` (or ``(B, n)`` for a batch); ``expected_return`` (annual),
     ``volatility`` (annual), ``sharpe`` scalars (or ``(B,)``); ``risk_contributions``
     ``w_i (Σw)_i / volatility``, which sum to the volatility; ``converged`` bool (or
-    ``(B,)``); ``iterations`` solver iterations; ``regularization`` the ridge added to a
-    singular covariance (0 when none).
+    ``(B,)``); ``iterations`` solver iterations; ``info`` objective-specific extras
+    (``risk_capped``, ``cvar``...).
     """
 
     objective: str
@@ -105,7 +87,6 @@ class PortfolioResult:
     converged: Any
     iterations: Any
     risk_free_rate: float = 0.0
-    regularization: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -125,7 +106,6 @@ class PortfolioResult:
             "converged": py(self.converged),
             "iterations": py(self.iterations),
             "risk_free_rate": float(self.risk_free_rate),
-            "regularization": float(self.regularization),
         }
         if symbols is not None and np.ndim(d["weights"]) == 1:
             d["weights_by_symbol"] = dict(zip(symbols, d["weights"], strict=True))
@@ -144,7 +124,6 @@ class FrontierResult:
     weights: Any
     converged: Any
     risk_free_rate: float = 0.0
-    regularization: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,17 +133,19 @@ class FrontierResult:
             "weights": to_numpy(self.weights).tolist(),
             "converged": to_numpy(self.converged).tolist(),
             "risk_free_rate": float(self.risk_free_rate),
-            "regularization": float(self.regularization),
         }
 
 
 # ----------------------------------------------------------------------------- validation
 
 
-def validate_inputs(mu: Any, cov: Any, need_mu: bool = True) -> tuple[Any, Any, Any, bool, float]:
+def validate_inputs(mu: Any, cov: Any, need_mu: bool = True) -> tuple[Any, Any, Any, bool]:
     """Check and batch ``mu`` ``(n,)|(B, n)`` and ``cov`` ``(n, n)|(B, n, n)``.
 
-    Returns ``(xp, mu (B, n), cov (B, n, n), batched, regularization)``.
+    The covariance goes through :func:`~prism_kernels.finance.estimators.check_covariance`
+    (symmetric, positive definite; a singular one is rejected naming ``cov``).
+
+    Returns ``(xp, mu (B, n), cov (B|1, n, n), batched)``.
     """
     if cov is None:
         raise InvalidInput("cov", "a covariance matrix is required")
@@ -190,8 +171,6 @@ def validate_inputs(mu: Any, cov: Any, need_mu: bool = True) -> tuple[Any, Any, 
         )
     if not bool(xp.all(xp.isfinite(mu))):
         raise InvalidInput("expected_returns", "contains NaN or infinite values")
-    if not bool(xp.all(xp.isfinite(cov))):
-        raise InvalidInput("cov", "contains NaN or infinite values")
     batched = mu.ndim == 2 or cov.ndim == 3
     B = max(mu.shape[0] if mu.ndim == 2 else 1, cov.shape[0] if cov.ndim == 3 else 1)
     if mu.ndim == 2 and cov.ndim == 3 and mu.shape[0] != cov.shape[0]:
@@ -199,26 +178,8 @@ def validate_inputs(mu: Any, cov: Any, need_mu: bool = True) -> tuple[Any, Any, 
             "cov", f"batch of {cov.shape[0]} covariances for {mu.shape[0]} return vectors"
         )
     mu = xp.asarray(xp.broadcast_to(mu, (B, n)), copy=True)
-    cov = xp.asarray(cov[None] if cov.ndim == 2 else cov, copy=True)  # (1, n, n) when shared
-    asym = xp.max(xp.abs(cov - xp.permute_dims(cov, (0, 2, 1))))
-    scale = xp.max(xp.abs(cov))
-    if float(asym) > 1e-8 * max(float(scale), 1e-300):
-        raise InvalidInput("cov", "covariance matrix is not symmetric")
-    cov = (cov + xp.permute_dims(cov, (0, 2, 1))) / 2.0
-    ev = xp.linalg.eigvalsh(cov)
-    lo = float(xp.min(ev))
-    hi = float(xp.max(ev))
-    if hi <= 0:
-        raise InvalidInput("cov", "covariance matrix is zero or negative definite")
-    if lo < -1e-8 * hi:
-        raise InvalidInput(
-            "cov", f"covariance matrix is not positive semidefinite (eigenvalue {lo:.3g})"
-        )
-    reg = 0.0
-    if lo <= 1e-10 * hi:
-        reg = 1e-8 * float(xp.mean(xp.linalg.diagonal(cov)))
-        cov = cov + reg * xp.eye(n, dtype=xp.float64, device=dev)
-    return xp, mu, cov, batched, reg
+    cov = check_covariance(cov[None] if cov.ndim == 2 else cov, "cov")  # (1, n, n) when shared
+    return xp, mu, cov, batched
 
 
 def _per_problem(xp: Any, v: Any, B: int, name: str, dev: Any) -> Any:
@@ -274,7 +235,6 @@ def _result(
     converged: Any,
     iterations: Any,
     batched: bool,
-    reg: float,
     info: dict | None = None,
 ) -> PortfolioResult:
     ret, vol, sharpe, rc = _stats(xp, w, mu, cov, rf)
@@ -283,7 +243,7 @@ def _result(
         converged = bool(converged[0])
         iterations = int(iterations[0])
     return PortfolioResult(
-        objective, w, ret, vol, sharpe, rc, converged, iterations, rf, reg, info or {}
+        objective, w, ret, vol, sharpe, rc, converged, iterations, rf, info or {}
     )
 
 
@@ -462,6 +422,28 @@ def _max_sharpe(xp: Any, mu: Any, cov: Any, ls: LinearSystem, rf: float) -> tupl
     kappa = s.x[:, N]
     w = s.x[:, :n] / kappa[:, None]
     return w, s.converged, s.iterations
+
+
+def _max_return(xp: Any, mu: Any, ls: LinearSystem) -> tuple[Any, Any, Any]:
+    """The highest ``mu'w`` the linear constraints allow: one host LP per distinct ``mu``
+    (HiGHS; the optimum is a vertex, so there is no QP to solve)."""
+    B, n = mu.shape
+    N = ls.lb.size
+    mu_np = to_numpy(mu)
+    uniq, inv = np.unique(mu_np, axis=0, return_inverse=True)
+    sols = []
+    for m in uniq:
+        _, x, _ = linprog_box(np.concatenate([-m, np.zeros(N - n)]), ls.lb, ls.ub, ls.G, ls.L, ls.U)
+        if x is None:
+            raise InvalidInput("constraints", "the return is unbounded: give finite weight bounds")
+        sols.append(x[:n])
+    w = np.asarray(sols)[np.asarray(inv).reshape(-1)]
+    dev = mu.device
+    return (
+        xp.asarray(w, dtype=xp.float64, device=dev),
+        xp.ones((B,), dtype=xp.bool, device=dev),
+        xp.zeros((B,), dtype=xp.int64, device=dev),
+    )
 
 
 def _target_vol(
@@ -712,8 +694,7 @@ def optimize(
     expected_returns : ``(n,)`` or ``(B, n)`` annual expected returns (may be None for
         ``min_volatility``, ``risk_parity`` and ``hrp``).
     cov : ``(n, n)`` or ``(B, n, n)`` annual covariance.
-    objective : one of :data:`OBJECTIVES` (aliases such as ``"MaximizeSharpe"``,
-        ``"minimize_risk"`` accepted).
+    objective : one of :data:`OBJECTIVES`, in snake_case or PascalCase (``"MinVolatility"``).
     constraints : :class:`PortfolioConstraints` or a dict for it (shared by the batch).
     target_return, target_volatility, risk_aversion : scalar or ``(B,)``.
     budgets : risk budgets for ``risk_parity``.
@@ -733,7 +714,13 @@ def optimize(
     rf = float(risk_free_rate)
     if not np.isfinite(rf):
         raise InvalidInput("risk_free_rate", "must be finite")
-    need_mu = obj in ("max_sharpe", "target_return", "target_volatility", "max_quadratic_utility")
+    need_mu = obj in (
+        "max_sharpe",
+        "target_return",
+        "target_volatility",
+        "max_quadratic_utility",
+        "max_return",
+    )
     if obj == "min_cvar":
         sc = scenarios if scenarios is not None else returns
         if sc is None:
@@ -749,11 +736,11 @@ def optimize(
             if expected_returns is not None
             else xp.mean(xp.asarray(to_numpy(sc)), axis=0) * 252
         )
-        xp, mu, cov, batched, reg = validate_inputs(mu, cov)
+        xp, mu, cov, batched = validate_inputs(mu, cov)
         wx = xp.asarray(w[None], dtype=xp.float64, device=cov.device)
         one = xp.ones((1,), dtype=xp.bool, device=cov.device)
         it = xp.zeros((1,), dtype=xp.int64, device=cov.device)
-        return _result(obj, xp, wx, mu, cov, rf, one, it, False, reg, {"cvar": cv, "beta": beta})
+        return _result(obj, xp, wx, mu, cov, rf, one, it, False, {"cvar": cv, "beta": beta})
     if obj == "hrp":
         from prism_kernels.finance.hrp import hrp_weights
 
@@ -767,13 +754,13 @@ def optimize(
             from prism_kernels.finance.estimators import sample_cov
 
             cov = sample_cov(xp0.asarray(to_numpy(returns)))
-        xp, mu, cov, batched, reg = validate_inputs(expected_returns, cov, need_mu=False)
+        xp, mu, cov, batched = validate_inputs(expected_returns, cov, need_mu=False)
         wx = xp.asarray(w_np[None], dtype=xp.float64, device=cov.device)
         one = xp.ones((1,), dtype=xp.bool, device=cov.device)
         it = xp.zeros((1,), dtype=xp.int64, device=cov.device)
-        return _result(obj, xp, wx, mu, cov, rf, one, it, False, reg)
+        return _result(obj, xp, wx, mu, cov, rf, one, it, False)
 
-    xp, mu, cov, batched, reg = validate_inputs(expected_returns, cov, need_mu=need_mu)
+    xp, mu, cov, batched = validate_inputs(expected_returns, cov, need_mu=need_mu)
     B, n = mu.shape
     dev = cov.device
     # a vector of targets / risk aversions makes a batch over one (mu, cov)
@@ -791,7 +778,7 @@ def optimize(
                 "constraints", "risk_parity is long-only and takes no other constraints"
             )
         w, conv, it = risk_parity_weights(xp.broadcast_to(cov, (B, n, n)), budgets)
-        return _result(obj, xp, w, mu, cov, rf, conv, it, batched, reg)
+        return _result(obj, xp, w, mu, cov, rf, conv, it, batched)
 
     ls = check_feasible(c, n)
     cap = c.max_total_risk
@@ -813,6 +800,8 @@ def optimize(
         w, conv, it = _utility(xp, mu, cov, ls, d)
     elif obj == "max_sharpe":
         w, conv, it = _max_sharpe(xp, mu, cov, ls, rf)
+    elif obj == "max_return":
+        w, conv, it = _max_return(xp, mu, ls)
     else:  # target_volatility
         if target_volatility is None:
             raise InvalidInput(
@@ -842,7 +831,7 @@ def optimize(
             conv = xp.where(m, conv2, conv)
             it = it + it2
             info["risk_capped"] = over.tolist() if batched else bool(over[0])
-    return _result(obj, xp, w, mu, cov, rf, conv, it, batched, reg, info)
+    return _result(obj, xp, w, mu, cov, rf, conv, it, batched, info)
 
 
 def efficient_frontier(
@@ -861,7 +850,7 @@ def efficient_frontier(
     ``(n, n)``. Returns :class:`FrontierResult`.
     """
     c = PortfolioConstraints.from_dict(constraints)
-    xp, mu, cov, batched, reg = validate_inputs(expected_returns, cov)
+    xp, mu, cov, batched = validate_inputs(expected_returns, cov)
     if batched:
         raise InvalidInput(
             "expected_returns",
@@ -892,4 +881,4 @@ def efficient_frontier(
         targets = xp.asarray(t, dtype=xp.float64, device=dev)
     w, conv, _ = _target_return(xp, mu, cov, ls, targets)
     ret, vol, sharpe, _ = _stats(xp, w, mu, cov, float(risk_free_rate))
-    return FrontierResult(ret, vol, sharpe, w, conv, float(risk_free_rate), reg)
+    return FrontierResult(ret, vol, sharpe, w, conv, float(risk_free_rate))

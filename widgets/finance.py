@@ -76,13 +76,6 @@ BOOK_COLUMNS = {
 }
 
 
-def _framewise(overlay: hv.Overlay) -> hv.Overlay:
-    """``overlay`` re-ranged on its own data at every update. :func:`widgets.base.rerange` also
-    sets ``axiswise``, which keeps an overlay's plot from computing ranges at all (HoloViews
-    skips axiswise groups of a composite), so overlays take ``framewise`` alone."""
-    return overlay.map(lambda e: e.opts(framewise=True), hv.Element)
-
-
 def _ticks(fmt: str) -> NumeralTickFormatter:
     """A tick formatter (``"0%"``: fractions shown as percent; ``"$0,0"``: US dollars). A new one
     per plot: a Bokeh model belongs to one document (one browser session) only."""
@@ -444,7 +437,7 @@ class FinanceViewer(DomainViewer):
         title = f"Efficient frontier, chosen: {o.get('objective', '-')}"
         # The legend sits outside, right of the axes: inside, any corner can hold the frontier
         # (a tight max weight keeps it in the top left) or an asset (bottom right).
-        return _framewise(
+        return rerange(
             hv.Overlay([curve, assets, mv, ms, star]).opts(
                 title=title,
                 height=360,
@@ -509,7 +502,7 @@ class FinanceViewer(DomainViewer):
             if r
             else "Return distribution"
         )
-        return _framewise(
+        return rerange(
             hv.Overlay([hist, var_line, cvar_line]).opts(
                 hv.opts.Histogram(alpha=0.6, color="steelblue"),
                 hv.opts.Overlay(

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.stats import chi2
 
 from prism_kernels.arrays import as_float, check_finite, check_shape, device_of, inv_det_small
@@ -167,9 +169,6 @@ def gnn_assign(cost: Any, gate: Any = None, miss_cost: float | None = None) -> A
         return _solve_block(C, allowed, np.arange(N), np.arange(K), miss_cost, N, K)
     # Split the gated bipartite graph into connected components: with gating most
     # components are one track and one measurement, solved without a call to the solver.
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     ti, mi = np.nonzero(allowed)
     graph = coo_matrix((np.ones(len(ti)), (ti, N + mi)), shape=(N + K, N + K))
     _, labels = connected_components(graph, directed=False)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prism_kernels.arrays import as_float, check_finite, mv, symmetrize
+from prism_kernels.arrays import device_of as _dev
 from prism_kernels.backend import get_namespace
 from prism_kernels.errors import InvalidInput
 
@@ -139,9 +140,3 @@ def covariance_intersection(
     Pf = symmetrize(xp.linalg.inv(Yf))
     xf = mv(Pf, xp.sum(w[..., None] * mv(Y, x), axis=0))
     return FusedEstimate(xf, Pf, w)
-
-
-def _dev(a: Any) -> Any:
-    from prism_kernels.arrays import device_of
-
-    return device_of(a)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from prism_kernels.arrays import as_float, check_finite, check_shape, mT, symmetrize
+from prism_kernels.arrays import device_of as _dev
 from prism_kernels.backend import get_namespace
 from prism_kernels.errors import InvalidInput
 from prism_kernels.pwsa.kalman import kf_predict, kf_update
@@ -160,7 +161,9 @@ class IMM:
         Pm = P[..., None, :, :] * xp.ones((M, 1, 1), dtype=xp.float64, device=_dev(x))
         return IMMState(xm, Pm, mu / xp.sum(mu, axis=-1, keepdims=True))
 
-    def _matrices(self, dt: Any, xp: Any, like: Any) -> tuple[Any, Any, Any]:
+    def matrices(self, dt: Any, xp: Any, like: Any) -> tuple[Any, Any, Any]:
+        """Every mode's ``(F, Q, u)`` over ``dt``, stacked on the mode axis: dt (N,) gives
+        F, Q (N, M, n, n) and u (N, M, n); a scalar dt gives (M, n, n) and (M, n)."""
         Fs, Qs, us = [], [], []
         for m in self.models:
             F, Q, u = m.matrices(dt, xp, like)
@@ -181,7 +184,7 @@ class IMM:
         xp = get_namespace(state.xm)
         Pi = as_float(self.transition, xp, state.xm)
         x0, P0, cbar = mix(state.xm, state.Pm, state.mu, Pi)
-        F, Q, u = self._matrices(dt, xp, state.xm)
+        F, Q, u = self.matrices(dt, xp, state.xm)
         xm, Pm = kf_predict(x0, P0, F, Q, u, validate=False)
         return IMMState(xm, Pm, cbar)
 
@@ -214,9 +217,3 @@ class IMM:
         mu = w / tot
         loglik = (lmax + xp.log(tot))[..., 0]
         return IMMState(up.x, up.P, mu), loglik
-
-
-def _dev(a: Any) -> Any:
-    from prism_kernels.arrays import device_of
-
-    return device_of(a)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import chi2 as chi2_dist
 
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
@@ -492,7 +493,21 @@ _MODEL_ALIASES = {
 }
 
 
-def _parse_history(history: Any) -> tuple[np.ndarray, np.ndarray]:
+def _velocity_row(v: Any, field: str) -> list[float]:
+    """A velocity vector (3,), or NaNs when absent or a scalar speed (no direction)."""
+    if v is None or np.ndim(v) == 0:
+        return [math.nan] * 3
+    try:
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(field, "expected a velocity [vx, vy, vz] (m/s)") from exc
+    if a.size != 3 or not np.all(np.isfinite(a)):
+        raise InvalidInput(field, "expected three finite numbers [vx, vy, vz] (m/s)")
+    return a.tolist()
+
+
+def _parse_history(history: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times (n,), positions (n, 3) and velocities (n, 3; NaN rows where none), time-sorted."""
     if isinstance(history, Mapping):
         times = history.get("times", history.get("timestamps"))
         pos = history.get("positions")
@@ -500,8 +515,14 @@ def _parse_history(history: Any) -> tuple[np.ndarray, np.ndarray]:
             raise InvalidInput(
                 "history", "expected {times, positions} or a list of {timestamp, position}"
             )
+        given = history.get("velocities")
+        vel = (
+            [[math.nan] * 3] * len(pos)
+            if given is None
+            else [_velocity_row(v, f"history.velocities.{i}") for i, v in enumerate(given)]
+        )
     elif isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
-        times, pos = [], []
+        times, pos, vel = [], [], []
         for i, item in enumerate(history):
             if not isinstance(item, Mapping) or "position" not in item:
                 raise InvalidInput(f"history.{i}", "each entry needs a timestamp and a position")
@@ -510,6 +531,7 @@ def _parse_history(history: Any) -> tuple[np.ndarray, np.ndarray]:
                 raise InvalidInput(f"history.{i}.timestamp", "missing timestamp")
             times.append(ts)
             pos.append(item["position"])
+            vel.append(_velocity_row(item.get("velocity"), f"history.{i}.velocity"))
     else:
         raise InvalidInput(
             "history", "expected a list of {timestamp, position} or {times, positions}"
@@ -517,19 +539,22 @@ def _parse_history(history: Any) -> tuple[np.ndarray, np.ndarray]:
     try:
         t = np.asarray(times, dtype=np.float64).reshape(-1)
         p = np.asarray(pos, dtype=np.float64)
+        v = np.asarray(vel, dtype=np.float64).reshape(-1, 3)
     except (TypeError, ValueError) as exc:
         raise InvalidInput("history", f"non-numeric history: {exc}") from exc
     if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] != t.size:
         raise InvalidInput("history", f"positions must be ({t.size}, 3), got {p.shape}")
+    if v.shape[0] != t.size:
+        raise InvalidInput("history", f"velocities must be ({t.size}, 3), got {v.shape}")
     if t.size == 0:
         raise InvalidInput("history", "empty history")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
         raise InvalidInput("history", "history contains NaN or infinite values")
     order = np.argsort(t, kind="stable")
-    t, p = t[order], p[order]
+    t, p, v = t[order], p[order], v[order]
     if np.any(np.diff(t) <= 0):
         raise InvalidInput("history", "timestamps must be distinct")
-    return t, p
+    return t, p, v
 
 
 @dataclass
@@ -547,36 +572,61 @@ class StateFit:
 def fit_state(
     history: Any, model: str = "ballistic", measurement_sigma: float | None = None, g: float = G0
 ) -> StateFit:
-    """Fit ``[p, v]`` at the last history time to position measurements.
+    """Fit ``[p, v]`` at the last history time to the history's positions (and velocities).
 
     ``ballistic``: ``p_i = p + v tau_i - g tau_i^2 / 2 e_z`` (``tau_i = t_i - t_last``),
     ``constant_velocity`` drops the gravity term. Linear least squares per axis; the
-    state covariance is ``sigma^2 (A^T A)^-1`` per axis, with ``sigma`` the given
-    ``measurement_sigma`` or, when omitted, the residual RMS (``3 (n - 2)`` degrees of
-    freedom, at least 3 points needed). This is the exact batch solution of a Kalman filter
-    on the same model with zero process noise and a diffuse prior.
+    state covariance is ``sigma^2 (A^T W A)^-1`` per axis, with ``sigma`` the given
+    ``measurement_sigma`` (m) or, when omitted, estimated from the residuals. This is the
+    exact batch solution of a Kalman filter on the same model with zero process noise and a
+    diffuse prior.
+
+    A history point that carries a velocity vector (m/s) measures the velocity too
+    (``v_i = v - g tau_i e_z``): a position and a velocity are a full state, so two such
+    points are enough. A velocity is weighted as a finite difference of two positions over
+    the history's mean step ``dt``: ``sigma_v = sqrt(2) sigma / dt``. A scalar speed has no
+    direction and is not used.
+
+    Needs at least 2 points; the noise is estimated from ``3 (n + m - 2)`` degrees of
+    freedom (``n`` positions, ``m`` velocities), so without velocities and without
+    ``measurement_sigma`` at least 3 points.
     """
     name = _MODEL_ALIASES.get(str(model).lower())
     if name is None:
         raise InvalidInput(
             "model", f"unknown model {model!r}; expected one of {', '.join(_MODEL_ALIASES)}"
         )
-    t, p = _parse_history(history)
+    t, p, vel = _parse_history(history)
     n = t.size
+    has_v = np.all(np.isfinite(vel), axis=1)
+    m = int(has_v.sum())
     if measurement_sigma is not None and not (
         math.isfinite(measurement_sigma) and measurement_sigma > 0
     ):
         raise InvalidInput("measurement_sigma", "measurement_sigma must be positive")
-    if n < 2 or (n < 3 and measurement_sigma is None):
-        raise InvalidInput("history", "need at least 3 positions (or 2 with measurement_sigma)")
+    dof = 3 * (n + m - 2)
+    if n < 2 or (dof == 0 and measurement_sigma is None):
+        raise InvalidInput(
+            "history",
+            "need at least 3 positions, or 2 that carry velocities [vx, vy, vz], "
+            "or 2 with measurement_sigma",
+        )
     tau = t - t[-1]
     y = p.copy()
     if name == "ballistic":
         y[:, 2] += 0.5 * g * tau * tau
     a = np.stack([np.ones(n), tau], axis=1)
+    if m:
+        # velocity rows v_i = v (- g tau_i on z), weighted (sigma / sigma_v)^2 = dt^2 / 2
+        step = (t[-1] - t[0]) / (n - 1)
+        sw = step / math.sqrt(2.0)
+        yv = vel[has_v].copy()
+        if name == "ballistic":
+            yv[:, 2] += g * tau[has_v]
+        a = np.concatenate([a, sw * np.stack([np.zeros(m), np.ones(m)], axis=1)])
+        y = np.concatenate([y, sw * yv])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)  # (2, 3)
     resid = y - a @ coef
-    dof = 3 * (n - 2)
     ss = float((resid**2).sum())
     if measurement_sigma is None:
         sigma = math.sqrt(ss / dof) if dof > 0 else 0.0
@@ -693,8 +743,6 @@ def predict(
         s0, p0, ep = fit.state, fit.cov, fit.epoch
         rms = fit.sigma if measurement_sigma is None else None
         if fit.chi2 is not None and fit.dof > 0:
-            from scipy.stats import chi2 as chi2_dist
-
             confidence = float(chi2_dist.sf(fit.chi2, fit.dof))
     elif state is not None:
         s0 = np.asarray(to_numpy(state), dtype=np.float64).reshape(-1)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import threading
 import time
 
+import httpx
 import numpy as np
 import pytest
 from websockets.sync.client import connect
@@ -14,6 +18,7 @@ from websockets.sync.client import connect
 from tests.apiutil import assert_error
 from tests.apiutil import ok as _ok
 from tests.serverutil import KEYS, PrismServer
+from widgets.server.routes.pwsa import ROUTES
 
 _error = assert_error
 
@@ -219,6 +224,8 @@ def test_track_scans_confirm_tracks_that_are_listed(api):
     assert one["track_id"] == sorted(ids)[0] and len(one["velocity"]) == 3
     page = _ok(api.get(f"{API}/tracks", params={"limit": 1, "offset": 0}))
     assert len(page) == 1
+    confirmed = _ok(api.get(f"{API}/tracks", params={"limit": 1000, "status": "Confirmed"}))
+    assert [t["track_id"] for t in confirmed] == [t["track_id"] for t in listed]
 
 
 def test_track_notebook_radar_shape(api):
@@ -422,6 +429,35 @@ def test_predict_history_hits_closed_form_impact(api):
     assert d["computation_time_ms"] >= 0
 
 
+def test_predict_client_readme_two_points_with_velocities(api):
+    """The original Python client's README: ``predict_trajectory`` with two history points
+    that carry velocities. A position and a velocity are a full state: no third point."""
+    p0, v0 = np.array([0.0, 0.0, 10_000.0]), np.array([100.0, 50.0, 200.0])
+    hist = []
+    for t in (0.0, 1.0):
+        p = p0 + v0 * t - 0.5 * G * t * t * np.array([0, 0, 1])
+        v = v0 - G * t * np.array([0, 0, 1])
+        hist.append({"timestamp": t, "position": p.tolist(), "velocity": v.tolist()})
+    body = {
+        "track_id": "TRK-001",
+        "history": hist,
+        "prediction_horizon": 60,
+        "model": "kalman_filter",
+    }
+    d = _ok(api.post(f"{API}/predict", json=body))
+    assert d["track_id"] == "TRK-001" and d["model"] == "ballistic"
+    assert d["state"]["position"] == pytest.approx(hist[-1]["position"], abs=1e-6)
+    assert d["state"]["velocity"] == pytest.approx(hist[-1]["velocity"], abs=1e-6)
+    vz, z = hist[-1]["velocity"][2], hist[-1]["position"][2]
+    t_hit = (vz + math.sqrt(vz * vz + 2 * G * z)) / G  # from the last point
+    assert d["time_to_impact"] == pytest.approx(t_hit, rel=1e-9)
+    assert len(d["predictions"]) == 60 and d["predictions"][0]["timestamp"] == 2.0
+    # without velocity vectors two points are still too few (nothing to estimate noise from)
+    no_v = [{k: h[k] for k in ("timestamp", "position")} for h in hist]
+    b = _error(api.post(f"{API}/predict", json={**body, "history": no_v}), 400, "history")
+    assert "velocities" in b["message"]
+
+
 def test_predict_from_a_known_track(api):
     res, ts = _run_scans(api, offset=9.0e6, seed=4)
     tid = next(t["track_id"] for t in res[-1]["tracks"] if t["position"][0] > 8.0e6)
@@ -538,6 +574,28 @@ def test_health_reports_tracker_state(api):
     assert h["status"] == "healthy" and h["scans_processed"] >= 2
     assert h["processing_latency_ms"] > 0 and h["sensors_online"] >= 1
     assert isinstance(h["active_tracks"], int)
+    # the shared health fields of every domain
+    assert h["domain"] == "pwsa" and h["operations"]["track"]["count"] >= 2
+    assert set(h["stored"]) == {"pwsa_track", "pwsa_tracker", "pwsa_detection"}
+
+
+def test_every_post_example_answers_200(server, api):
+    """The request examples of the OpenAPI document work as sent."""
+    with server.client("admin") as admin:
+        # the /track example's time lies before this session's scans (wall-clock times)
+        _ok(admin.post(f"{API}/reset", json={}))
+        posts = [r for r in ROUTES.routes if r.method == "POST"]
+        assert {r.path.rsplit("/", 1)[-1] for r in posts} == {
+            "detect",
+            "track",
+            "reset",
+            "fuse",
+            "predict",
+            "prioritize",
+        }
+        for route in posts:
+            client = admin if route.role == "admin" else api
+            _ok(client.post(route.path, json=route.example))
 
 
 @pytest.mark.slow
@@ -562,3 +620,118 @@ def test_tracks_survive_a_server_restart(tmp_path):
             )
         )
         assert sorted(t["track_id"] for t in d["tracks"]) == ids and d["new_tracks"] == 0
+
+
+@pytest.mark.slow
+def test_a_1e308_scan_leaves_the_tracker_usable(tmp_path):
+    """Issue 10, item 3: a scan at t = 1e308 is refused and changes nothing; a later normal
+    scan from any sensor is accepted, a restart keeps the good state, an admin can reset."""
+    p0, v = _targets(0.0)
+    with (
+        PrismServer(data_dir=tmp_path, dashboards=False) as srv,
+        srv.client("user") as c,
+    ):
+        res, ts = _run_scans(c, sensor="sat-a", seed=21)
+        ids = sorted(t["track_id"] for t in res[-1]["tracks"])
+        assert len(ids) == 2
+        h0 = _ok(c.get(f"{API}/health"))
+        meas = [{"position": p.tolist(), "sigma": 10.0} for p in p0 + v * 4]
+        for sensor in ("sat-a", "sat-b"):
+            body = {"sensor_id": sensor, "timestamp": 1e308, "measurements": meas}
+            b = _error(c.post(f"{API}/track", json=body), 400, "timestamp")
+            assert "1e+10" in b["message"]
+        h1 = _ok(c.get(f"{API}/health"))
+        assert h1["last_scan_time"] == h0["last_scan_time"] == ts[-1]
+        assert h1["scans_processed"] == h0["scans_processed"] == 4
+        for k, sensor in ((4, "sat-b"), (5, "sat-a")):  # any sensor carries on
+            body = {
+                "sensor_id": sensor,
+                "timestamp": ts[0] + k,
+                "measurements": [{"position": p.tolist(), "sigma": 10.0} for p in p0 + v * k],
+            }
+            d = _ok(c.post(f"{API}/track", json=body))
+            assert sorted(t["track_id"] for t in d["tracks"]) == ids and d["new_tracks"] == 0
+    with (
+        PrismServer(data_dir=tmp_path, dashboards=False) as srv,
+        srv.client("user") as c,
+        srv.client("readonly") as ro,
+        srv.client("admin") as admin,
+    ):
+        h = _ok(c.get(f"{API}/health"))
+        assert h["restored"] and h["scans_processed"] == 6 and h["last_scan_time"] == ts[0] + 5
+        assert sorted(t["track_id"] for t in _ok(c.get(f"{API}/tracks"))) == ids
+        body = {
+            "sensor_id": "sat-b",
+            "timestamp": ts[0] + 6,
+            "measurements": [{"position": p.tolist(), "sigma": 10.0} for p in p0 + v * 6],
+        }
+        d = _ok(c.post(f"{API}/track", json=body))
+        assert sorted(t["track_id"] for t in d["tracks"]) == ids
+        _error(c.post(f"{API}/reset", json={}), 403)
+        _error(ro.post(f"{API}/reset", json={}), 403)
+        r = _ok(admin.post(f"{API}/reset", json={}))
+        assert r["reset"] is True and r["tracks_dropped"] == 2 and r["scans_dropped"] == 7
+        assert _ok(c.get(f"{API}/tracks", params={"status": "all"})) == []
+        early = {"sensor_id": "sat-a", "timestamp": 1.0, "measurements": meas}
+        assert _ok(c.post(f"{API}/track", json=early))["scan"] == 1
+
+
+def _burst(client, clock: list[float], acked: list, refused: list, stop: threading.Event) -> None:
+    """Send scans of two targets, one after the other, until the server is gone; note each
+    acknowledged one as ``(timestamp, scan number)``."""
+    p0, v = _targets(0.0)
+    while not stop.is_set():
+        clock[0] += 1.0
+        k = clock[0] - 1_000.0
+        meas = [{"position": p.tolist(), "sigma": 10.0} for p in p0 + v * k]
+        body = {"sensor_id": "burst", "timestamp": clock[0], "measurements": meas}
+        try:
+            r = client.post(f"{API}/track", json=body)
+        except httpx.HTTPError:
+            return  # the server is gone
+        if r.status_code != 200:
+            refused.append(r.text)
+            return
+        acked.append((clock[0], r.json()["data"]["scan"]))
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_burst_loses_no_acknowledged_scan(tmp_path):
+    """Issue 10, item 8: a server killed with SIGKILL while scans stream in has, after a
+    restart on the same data directory, every scan it acknowledged (three runs, each
+    killed at a seeded random moment of its burst)."""
+    rng = np.random.default_rng(8)
+    clock = [1_000.0]
+    srv = PrismServer(data_dir=tmp_path, dashboards=False).start()
+    report = []
+    try:
+        for _run in range(3):
+            acked: list[tuple[float, int]] = []
+            refused: list[str] = []
+            stop = threading.Event()
+            with srv.client("user", timeout=10.0) as c:
+                sender = threading.Thread(target=_burst, args=(c, clock, acked, refused, stop))
+                sender.start()
+                time.sleep(float(rng.uniform(0.3, 1.0)))
+                os.killpg(srv.proc.pid, signal.SIGKILL)
+                srv.proc.wait(10)
+                stop.set()
+                sender.join(20)
+            srv.stop()
+            assert not refused, refused[:1]
+            assert len(acked) >= 5, "the burst did not get going before the kill"
+            srv = PrismServer(data_dir=tmp_path, dashboards=False).start()
+            with srv.client("user") as c:
+                h = _ok(c.get(f"{API}/health"))
+                tracks = _ok(c.get(f"{API}/tracks", params={"status": "active"}))
+            last_t, last_scan = acked[-1]
+            # every acknowledged scan is there; at most the one in flight at the kill is extra
+            assert h["restored"] and last_scan <= h["scans_processed"] <= last_scan + 1
+            assert h["last_scan_time"] >= last_t
+            assert len(tracks) == 2 and min(t["last_updated"] for t in tracks) >= last_t
+            report.append((len(acked), last_scan - min(h["scans_processed"], last_scan)))
+            clock[0] = h["last_scan_time"]  # the next burst goes on from what was committed
+    finally:
+        srv.stop()
+    print(f"kill -9 runs (acknowledged, lost): {report}")
+    assert [lost for _, lost in report] == [0, 0, 0], report

@@ -5,6 +5,7 @@ detection, concurrency."""
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 
 import numpy as np
@@ -12,14 +13,10 @@ import pytest
 
 from prism_kernels.errors import InvalidInput, NotFound
 from prism_kernels.events import EventBus
+from prism_kernels.pwsa.geometry import ellipse_outline, spherical_to_enu
 from prism_kernels.pwsa.kalman import azel
-from prism_kernels.pwsa.service import (
-    PwsaService,
-    ellipse_outline,
-    fuse_sensor_inputs,
-    fuse_targets,
-    spherical_to_enu,
-)
+from prism_kernels.pwsa.sensor_fusion import fuse_sensor_inputs, fuse_targets
+from prism_kernels.pwsa.service import PwsaService
 from prism_kernels.pwsa.trajectory import predict as kernel_predict
 from prism_kernels.store import Store
 
@@ -89,17 +86,7 @@ def test_ellipse_outline_axes():
 
 
 def _si(sv, t, cx, cy):
-    return {
-        "sv_id": sv,
-        "timestamp": t,
-        "ir_frame": {
-            "width": 640,
-            "height": 480,
-            "centroid_x": cx,
-            "centroid_y": cy,
-            "hotspot_count": 1,
-        },
-    }
+    return {"sv_id": sv, "timestamp": t, "centroid": [cx, cy]}
 
 
 def test_fuse_sensor_inputs_reproduces_the_original():
@@ -236,8 +223,7 @@ def test_state_survives_a_restart(tmp_path):
     svc, _ = _service(Store(path))
     res = _scan(svc, *BALLISTIC, range(4))
     (tid,) = [t["track_id"] for t in res["tracks"]]
-    svc.close()  # what the runtime does when the server stops: the last scans are saved
-    svc.store.close()
+    svc.store.close()  # no close() of the service: every scan was committed when it returned
     again, _ = _service(Store(path))
     assert again.restored and again.scans_processed == 4
     assert [t["track_id"] for t in again.tracks()] == [tid]
@@ -260,7 +246,7 @@ def test_tracks_pagination_and_status_validation():
     assert [t["track_id"] for t in svc.tracks(limit=2, offset=1)] == [
         t["track_id"] for t in all_[1:3]
     ]
-    assert svc.tracks(status="confirmed") == svc.tracks(status="active")
+    assert len(svc.tracks(status="active")) == 5 and svc.tracks(status="lost") == []
     with pytest.raises(InvalidInput):
         svc.tracks(status="exploded")
 
@@ -304,12 +290,7 @@ def test_prioritize_defaults_to_the_tracks():
     p0 = np.vstack([BALLISTIC[0], AIRCRAFT[0]])
     v = np.vstack([BALLISTIC[1], AIRCRAFT[1]])
     _scan(svc, p0, v, range(4))
-    rep = svc.prioritize(
-        defensive_assets={
-            "interceptors_available": 0,
-            "assets": [{"name": "base", "position": [0, 0, 0]}],
-        }
-    )
+    rep = svc.prioritize(interceptors_available=0, assets=[{"name": "base", "position": [0, 0, 0]}])
     assert rep["source"] == "tracks" and rep["total_threats"] == 2
     top = rep["prioritized_threats"][0]
     assert (
@@ -320,7 +301,14 @@ def test_prioritize_defaults_to_the_tracks():
         r["recommended_action"] != "engage" for r in rep["prioritized_threats"]
     )  # no interceptors
     given = svc.prioritize(
-        [{"threat_id": "x", "type": "BallisticMissile", "time_to_impact": 60, "confidence": 1}]
+        [
+            {
+                "threat_id": "x",
+                "threat_type": "ballistic_missile",
+                "time_to_impact": 60,
+                "confidence": 1,
+            }
+        ]
     )
     assert given["source"] == "request" and given["prioritized_threats"][0][
         "risk_score"
@@ -340,59 +328,23 @@ def test_detect_paths_and_events():
     svc, events = _service()
     img = _frame()
     base = {"sv_id": 3, "timestamp": 7.0}
-    d = svc.detect(
-        {
-            **base,
-            "ir_frame": {
-                "width": 40,
-                "height": 30,
-                "centroid_x": 0,
-                "centroid_y": 0,
-                "hotspot_count": 0,
-                "pixels": img.reshape(-1).tolist(),
-            },
-        }
-    )
+    d = svc.detect(**base, pixels=img.reshape(-1).tolist(), width=40, height=30)
     assert d["hotspot_count"] == 1 and d["centroid"] == pytest.approx([20.4, 11.7], abs=0.15)
-    d0 = svc.detect(
-        {
-            **base,
-            "ir_frame": {
-                "width": 40,
-                "height": 30,
-                "centroid_x": 5,
-                "centroid_y": 5,
-                "hotspot_count": 0,
-            },
-        }
-    )
+    d0 = svc.detect(**base, centroid=[5, 5], hotspot_count=0)
     assert d0["threat_type"] == "none" and d0["recommended_action"] == "none"
     n_before = len(events)
-    cue = [
-        {
-            "track_id": "r",
-            "position": BALLISTIC[0][0].tolist(),
-            "velocity": BALLISTIC[1][0].tolist(),
-            "rcs": 1,
-        }
-    ]
     d1 = svc.detect(
-        {
-            **base,
-            "ir_frame": {
-                "width": 40,
-                "height": 30,
-                "centroid_x": 5,
-                "centroid_y": 5,
-                "hotspot_count": 2,
-            },
-            "radar_tracks": cue,
-        }
+        **base,
+        centroid=[5, 5],
+        hotspot_count=2,
+        position=BALLISTIC[0][0].tolist(),
+        velocity=BALLISTIC[1][0].tolist(),
     )
     assert d1["threat_type"] == "ballistic_missile" and d1["time_to_impact"] > 0
     (ev,) = events[n_before:]
     assert ev.type == "ThreatDetected" and ev.data["threat_id"] == d1["threat_id"]
     assert svc.health()["detections_processed"] == 3
+    assert svc.detections.get(d1["threat_id"])["threat_type"] == "ballistic_missile"
 
 
 def test_concurrent_calls_are_safe():
@@ -423,3 +375,115 @@ def test_concurrent_calls_are_safe():
         t.join(60)
     assert not errors, errors
     assert svc.scans_processed == 30 and len(svc.tracks()) == 1
+
+
+# ---------------------------------------------------------------- state safety
+
+
+def _state(svc):
+    """Everything a scan could change: the tracker, the counters, the stored documents."""
+    stored = svc.saved_state.get("state") if svc.saved_state.exists("state") else None
+    return (
+        svc.tracker.to_dict(),
+        svc.scans_processed,
+        dict(svc.sensor_scan_time),
+        stored,
+        svc.stored_tracks.page(limit=None),
+        [t["track_id"] for t in svc.tracks(status="all")],
+    )
+
+
+def test_rejected_scans_change_nothing(tmp_path):
+    svc, _ = _service(Store(tmp_path / "prism.sqlite"))
+    _scan(svc, *BALLISTIC, range(4), t0=100.0)
+    before = _state(svc)
+    z = [{"position": (BALLISTIC[0][0] + 4 * BALLISTIC[1][0]).tolist(), "sigma": 10.0}]
+    bad = [
+        ("s", 1e308, z, "timestamp"),  # issue 10 item 3: once moved the shared clock
+        ("other", 1e308, z, "timestamp"),
+        ("s", -1e11, z, "timestamp"),
+        ("s", float("inf"), z, "timestamp"),
+        ("s", 102.0, z, "timestamp"),  # earlier than this sensor's last scan
+        ("other", 95.0, z, "timestamp"),  # 8 s behind the clock: beyond the 5 s tolerance
+        ("s", 104.0, [{"position": [0.0, float("nan"), 1.0]}], "measurements.0.position"),
+        ("s", 104.0, [{"position": [0, 0, 1], "sigma": -1.0}], "measurements.0.sigma"),
+    ]
+    for sensor, t, meas, field in bad:
+        with pytest.raises(InvalidInput) as exc:
+            svc.track_scan(sensor, t, meas)
+        assert exc.value.field == field
+        assert _state(svc) == before, (sensor, t)
+    # the tracker is usable: a normal scan from another sensor, then from the first one
+    r = svc.track_scan("other", 104.0, z)
+    assert r["associated"] == 1 and r["new_tracks"] == 0
+    r = svc.track_scan("s", 105.0, [{"position": (BALLISTIC[0][0] + 5 * BALLISTIC[1][0]).tolist()}])
+    assert r["associated"] == 1 and len(r["tracks"]) == 1
+
+
+def test_a_scan_that_fails_half_way_changes_nothing(tmp_path, monkeypatch):
+    """A store that refuses the commit (a full disk) rolls the tracker back: the scan was not
+    acknowledged, so nothing of it remains."""
+    svc, events = _service(Store(tmp_path / "prism.sqlite"))
+    p0 = np.vstack([BALLISTIC[0], AIRCRAFT[0]])
+    v = np.vstack([BALLISTIC[1], AIRCRAFT[1]])
+    _scan(svc, p0, v, range(2))
+    before, n_events = _state(svc), len(events)
+
+    def full_disk(*args, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as m:
+        m.setattr(svc.saved_state, "put", full_disk)
+        with pytest.raises(sqlite3.OperationalError):
+            _scan(svc, p0, v, [2])  # would confirm both tracks and publish a threat
+    assert _state(svc) == before and len(events) == n_events
+    r = _scan(svc, p0, v, [2])
+    assert r["new_detections"] == 2 and len(events) == n_events + 1
+
+
+def test_sensors_keep_their_own_order_within_the_late_tolerance():
+    svc, _ = _service()
+    z = [{"position": [1e5, 2e5, 6e4], "sigma": 10.0}]
+    svc.track_scan("a", 10.0, z)
+    svc.track_scan("b", 8.0, z)  # 2 s late: within 5 s, processed at its own time
+    assert svc.tracker.time == 10.0 and svc.health()["last_scan_time"] == 10.0
+    svc.track_scan("b", 8.0, z)  # equal times from one sensor are in order
+    for sensor, t in (("b", 7.5), ("a", 9.0), ("c", 4.9)):
+        with pytest.raises(InvalidInput) as exc:
+            svc.track_scan(sensor, t, z)
+        assert exc.value.field == "timestamp"
+    svc.track_scan("c", 5.0, z)  # exactly at the tolerance
+
+
+def test_reset_starts_afresh_and_is_persisted(tmp_path):
+    path = tmp_path / "prism.sqlite"
+    svc, _ = _service(Store(path))
+    _scan(svc, *BALLISTIC, range(4), t0=1e9)
+    assert svc.tracks() and svc.stored_tracks.count() == 1
+    out = svc.reset()
+    assert out["tracks_dropped"] == 1 and out["scans_dropped"] == 4
+    assert svc.tracks(status="all") == [] and svc.tracker.time is None
+    assert svc.stored_tracks.count() == 0
+    assert svc.saved_state.get("state")["tracker"]["tracks"] == []  # the empty tracker, committed
+    svc.track_scan("s", 0.0, [])  # any time again
+    svc.store.close()
+    again, _ = _service(Store(path))
+    assert again.scans_processed == 1 and again.tracks(status="all") == []
+
+
+def test_restart_reconciles_track_documents_with_the_tracker(tmp_path):
+    """A crash between the tracker state and a track document loses nothing: the restored
+    tracker is the truth, the documents follow it."""
+    path = tmp_path / "prism.sqlite"
+    svc, _ = _service(Store(path))
+    p0 = np.vstack([BALLISTIC[0], AIRCRAFT[0]])
+    v = np.vstack([BALLISTIC[1], AIRCRAFT[1]])
+    res = _scan(svc, p0, v, range(3))
+    a, b = sorted(t["track_id"] for t in res["tracks"])
+    svc.stored_tracks.delete(a)  # its confirmation document never got written
+    svc.stored_tracks.put("trk-999999", {**svc.track(b), "track_id": "trk-999999"})  # stale
+    svc.store.close()
+    again, _ = _service(Store(path))
+    assert again.stored_tracks.get(a)["status"] == "active"
+    assert again.stored_tracks.get("trk-999999")["status"] == "lost"
+    assert {t["track_id"] for t in again.tracks(status="active")} == {a, b}

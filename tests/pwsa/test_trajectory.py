@@ -10,6 +10,8 @@ from scipy.integrate import solve_ivp
 
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.pwsa.kalman import kf_predict, kf_update
+from prism_kernels.pwsa.models import ballistic_input, cv_transition
 from prism_kernels.pwsa.trajectory import (
     G0,
     Drag,
@@ -270,3 +272,64 @@ def test_impact_invalid_inputs():
         propagate(np.zeros(6), [2.0, 1.0])
     empty = impact(np.zeros((0, 6)))
     assert empty.time.shape == (0,)
+
+
+# ---------------------------------------------------------------- histories with velocities
+
+
+def _ballistic(t, p0=(0.0, 0.0, 50_000.0), v0=(800.0, 300.0, 600.0)):
+    t = np.asarray(t, dtype=float)[..., None]
+    g = np.array([0.0, 0.0, G0])
+    return np.asarray(p0) + np.asarray(v0) * t - 0.5 * g * t * t, np.asarray(v0) - g * t
+
+
+def test_two_points_with_velocities_are_a_full_state():
+    """The original client's README: two history points that carry velocities. A position and
+    a velocity are a full state, so the fit needs no third point."""
+    p, v = _ballistic([0.0, 2.0])
+    hist = [
+        {"timestamp": 0.0, "position": p[0].tolist(), "velocity": v[0].tolist()},
+        {"timestamp": 2.0, "position": p[1].tolist(), "velocity": v[1].tolist()},
+    ]
+    fit = fit_state(hist, "ballistic")
+    np.testing.assert_allclose(fit.state, np.r_[p[1], v[1]], atol=1e-6)
+    assert fit.dof == 6
+    pred = predict(hist, horizon=30.0, dt=1.0, model="kalman_filter")
+    vz, z0 = v[1][2], p[1][2]
+    t_hit = (vz + math.sqrt(vz * vz + 2 * G0 * z0)) / G0  # closed form from the last point
+    assert pred.time_to_impact == pytest.approx(t_hit, rel=1e-9)
+    # scalar speeds carry no direction: two points without velocity vectors are still too few
+    with pytest.raises(InvalidInput, match="velocities"):
+        fit_state([{**h, "velocity": 900.0} for h in hist])
+
+
+def test_velocity_fit_is_the_kalman_batch_solution(rng):
+    """Positions and velocities weighted as documented (sigma_v = sqrt(2) sigma / dt) give
+    the estimate and covariance of a Kalman filter (diffuse prior, no process noise) that
+    updates on the same measurements, in time order, predicting to the last time."""
+    t = np.array([0.0, 1.5, 3.0, 4.5])
+    p, v = _ballistic(t)
+    sigma, dt = 20.0, 1.5
+    zp = p + rng.normal(0, sigma, p.shape)
+    zv = v + rng.normal(0, math.sqrt(2) * sigma / dt, v.shape)
+    keep_v = [True, False, True, True]  # one point without a velocity
+    hist = [
+        {"timestamp": float(ti), "position": zp[i].tolist()}
+        | ({"velocity": zv[i].tolist()} if keep_v[i] else {})
+        for i, ti in enumerate(t)
+    ]
+    fit = fit_state(hist, "ballistic", measurement_sigma=sigma)
+    x, P = np.zeros(6), np.eye(6) * 1e14
+    Hp, Hv = np.eye(6)[:3], np.eye(6)[3:]
+    clock = t[0]
+    for i, ti in enumerate(t):
+        step = np.asarray(ti - clock)
+        x, P = kf_predict(x, P, cv_transition(step), np.zeros((6, 6)), ballistic_input(step))
+        clock = ti
+        up = kf_update(x, P, zp[i], Hp, np.eye(3) * sigma**2)
+        x, P = up.x, up.P
+        if keep_v[i]:
+            up = kf_update(x, P, zv[i], Hv, np.eye(3) * 2 * sigma**2 / dt**2)
+            x, P = up.x, up.P
+    np.testing.assert_allclose(fit.state, x, rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(fit.cov, P, rtol=1e-5, atol=1e-8)

@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5006
-# CPU build of PyTorch: an unpinned torch would pull a multi-GB CUDA build.
-TORCH_CPU ?= torch==2.13.0
+# PyTorch, pinned. Which build you get depends on the index it comes from: TORCH_INDEX_URL empty
+# means pip's configured index (on this project's machines it serves the CPU build,
+# torch==2.13.0+cpu); PyPI itself serves the multi-GB CUDA build on Linux. Elsewhere, for the CPU
+# build: make install TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_PIN ?= torch==2.13.0
+TORCH_INDEX_URL ?=
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast lab lint bench gpu-check clean
@@ -14,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip wheel
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install "$(TORCH_CPU)"
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL) )"$(TORCH_PIN)"
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 

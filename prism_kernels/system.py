@@ -21,21 +21,26 @@ _PROCESS = psutil.Process(os.getpid())
 _STARTED = time.time()
 _CPU_MIN_INTERVAL_S = 0.5
 _cpu_last: tuple[float, float] | None = None  # (time, percent) of the last real reading
+_cpu_lock = threading.Lock()
+psutil.cpu_percent(interval=None)  # prime the counter: the next call measures from here
 
 
 def _cpu_percent() -> float:
     """CPU use since the previous reading; readings closer than 0.5 s reuse the last value.
 
     ``psutil.cpu_percent(interval=None)`` measures since its previous call, whoever made it:
-    two callers a few milliseconds apart would see 0 % or 100 % noise.
+    two callers a few milliseconds apart would see 0 % or 100 % noise, so callers share one
+    reading under a lock. The counter is primed at import, so the first reading covers the
+    time since then (psutil's very first call returns a meaningless 0.0).
     """
     global _cpu_last
-    now = time.monotonic()
-    if _cpu_last is not None and now - _cpu_last[0] < _CPU_MIN_INTERVAL_S:
-        return _cpu_last[1]
-    pct = psutil.cpu_percent(interval=None)
-    _cpu_last = (now, pct)
-    return pct
+    with _cpu_lock:
+        now = time.monotonic()
+        if _cpu_last is not None and now - _cpu_last[0] < _CPU_MIN_INTERVAL_S:
+            return _cpu_last[1]
+        pct = psutil.cpu_percent(interval=None)
+        _cpu_last = (now, pct)
+        return pct
 
 
 def system_readings(gpu_reading: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import holoviews as hv
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 from panel.viewable import Viewer
 
 from prism_kernels.errors import PrismError
@@ -99,8 +100,8 @@ def rerange(obj: Any) -> Any:
     """
     # ``axiswise`` on the elements of an Overlay would stop HoloViews from ranging the overlay
     # at all (it skips axiswise groups): framewise alone re-ranges overlays and single elements.
-    if isinstance(obj, hv.DynamicMap):
-        return obj.opts(framewise=True)
+    # On a DynamicMap, ``map`` applies to the elements each callback returns (an option set on
+    # the DynamicMap itself does not re-range the Overlays it returns).
     if isinstance(obj, hv.core.Dimensioned):
         return obj.map(lambda e: e.opts(framewise=True), hv.Element)
     return obj
@@ -225,7 +226,7 @@ class DomainViewer(Viewer, metaclass=_ViewerMeta):
             self._compute(wanted, tickets, None)
         else:
             self.status = "Computing…"
-            _pool.submit(self._compute, wanted, tickets, doc)
+            _pool.submit(self._in_session, doc, self._compute, wanted, tickets, doc)
 
     def _compute(self, wanted: list[Result], tickets: dict[str, int], doc: Any) -> None:
         done: list[str] = []
@@ -280,7 +281,14 @@ class DomainViewer(Viewer, metaclass=_ViewerMeta):
         if doc is None:
             work()
         else:
-            _pool.submit(work)
+            _pool.submit(self._in_session, doc, work)
+
+    @staticmethod
+    def _in_session(doc: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` in a pool thread as part of the session ``doc`` (``pn.state.curdoc``), so
+        what checks the session (a readonly key may not store) sees it there too."""
+        with set_curdoc(doc):
+            return fn(*args)
 
     def _set_status(self, text: str) -> None:
         self.status = text

@@ -1,14 +1,18 @@
 """The System dashboard: which backend computes, on which device, how busy the machine is,
 and a benchmark you can run. Served at ``/system``; in a notebook, display ``SystemViewer()``.
 
-This Viewer is the pattern every domain dashboard follows: ``param`` parameters are the
-controls, ``__panel__`` lays them out, the numbers come from ``prism_kernels``.
+The device status and readings come from the runtime's
+:class:`~prism_kernels.gpu_service.GpuService` (the instance the REST API's ``/api/v1/gpu``
+routes use). The benchmark runs :func:`prism_kernels.gpu.run_benchmark` off the event loop and
+is shown, not stored: storing a run is ``POST /api/v1/gpu/benchmark``, which a ``readonly`` key
+may not do, and a dashboard session cannot tell the store which key opened it from a worker
+thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
+from dataclasses import fields
 
 import holoviews as hv
 import pandas as pd
@@ -17,11 +21,29 @@ import param
 
 from prism_kernels import backend as B
 from prism_kernels import gpu
-from prism_kernels.system import system_readings
-from widgets.base import DomainViewer
+from prism_kernels.gpu_service import GpuService
+from widgets.base import PLOT_HEIGHT, DomainViewer, Result
 
-hv.extension("bokeh", logo=False)
-pn.extension("tabulator", sizing_mode="stretch_width")
+# The live chart's series: column of :attr:`SystemViewer.readings` -> legend label.
+SERIES = {"cpu %": "CPU", "memory %": "Memory", "gpu %": "GPU"}
+TIME = hv.Dimension("time", label="Time (UTC)")
+LOAD = hv.Dimension("load", label="Load", unit="%")
+
+# The results table: column shown -> (column of a benchmark row, significant digits or None).
+TABLE = {
+    "Test": ("benchmark_type", None),
+    "Backend": ("backend", None),
+    "Device": ("device", None),
+    "Array size (elements)": ("elements", None),
+    "Time (ms)": ("duration_ms", 3),
+    "Compute (GFLOP/s)": ("throughput_gflops", 3),
+    "Bandwidth (GB/s)": ("memory_bandwidth_gb_s", 3),
+}
+
+
+def _significant(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant digits (NaN stays NaN)."""
+    return value if pd.isna(value) else float(f"{value:.{digits}g}")
 
 
 class SystemViewer(DomainViewer):
@@ -34,43 +56,40 @@ class SystemViewer(DomainViewer):
     benchmark_type, workload_size, dtype :
         What the *Run benchmark* button measures (see :func:`prism_kernels.gpu.run_benchmark`).
     refresh_ms : int
-        How often the readings are taken while the view is open (0 stops it).
+        How often the readings are taken while the view is open, in ms (0 stops it).
     """
 
     title = param.String(default="System", precedence=-1)
     slug = "system"
     order = 0
-    description = (
-        "Backend, device, CPU/GPU readings and a live benchmark"
-    )
+    description = "Backend, device, CPU/GPU readings and a live benchmark"
+    service_class = GpuService
+    # The benchmark runs when the button is pressed; it reads the three controls at that moment
+    # (changing them alone does not start a run).
+    outputs = (Result("benchmark", depends=("run",)),)
     probe = ("window_s", 300)  # the browser test changes this; the chart title follows
+
     window_s = param.Selector(
         default=60, objects=[30, 60, 300, 600], label="Window (s)", doc="Seconds of history shown"
     )
-    benchmark_type = param.Selector(default="all", objects=list(gpu.BENCHMARK_TYPES))
-    workload_size = param.Integer(default=512, bounds=(64, 2048), step=64, doc="Matrix side")
-    dtype = param.Selector(default="float32", objects=["float32", "float64"])
-    refresh_ms = param.Integer(default=1000, bounds=(0, 60_000))
+    benchmark_type = param.Selector(
+        default="all", objects=list(gpu.BENCHMARK_TYPES), label="Benchmark"
+    )
+    workload_size = param.Integer(
+        default=512, bounds=(64, 2048), step=64, label="Matrix size n (n × n)"
+    )
+    dtype = param.Selector(default="float32", objects=["float32", "float64"], label="Data type")
+    refresh_ms = param.Integer(default=1000, bounds=(0, 60_000), label="Refresh (ms)")
     run = param.Event(label="Run benchmark")
 
-    readings = param.DataFrame(precedence=-1)
-    results = param.DataFrame(precedence=-1)
+    readings = param.DataFrame(
+        precedence=-1, doc="One row per reading: time, cpu %, memory %, gpu %"
+    )
     status = param.String(default="No benchmark run yet.", precedence=-1)
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._points: deque[dict] = deque(maxlen=600)
-        self.results = pd.DataFrame(
-            columns=[
-                "benchmark_type",
-                "backend",
-                "device",
-                "size",
-                "duration_ms",
-                "throughput_gflops",
-                "memory_bandwidth_gb_s",
-            ]
-        )
         self.sample()
         self._callback = None
         if self.refresh_ms:
@@ -78,9 +97,11 @@ class SystemViewer(DomainViewer):
                 self.sample, period=self.refresh_ms, start=True
             )
 
+    # ------------------------------------------------------------------ data
+
     def sample(self) -> None:
-        """Take one reading and append it to the live chart."""
-        r = system_readings()
+        """Take one reading of the host (and the GPU) and append it to the live chart."""
+        r = self.service.readings()["system"]
         self._points.append(
             {
                 "time": pd.Timestamp(r["timestamp"], unit="s"),
@@ -91,50 +112,72 @@ class SystemViewer(DomainViewer):
         )
         self.readings = pd.DataFrame(list(self._points))
 
-    @param.depends("run", watch=True)
-    async def _run_benchmark(self) -> None:
-        self.status = (
-            f"Running {self.benchmark_type} at size {self.workload_size} ({self.dtype})..."
-        )
-        loop = asyncio.get_running_loop()
-        try:
-            rows = await loop.run_in_executor(
-                None,
-                lambda: gpu.run_benchmark(self.benchmark_type, self.workload_size, self.dtype, 3),
+    def compute_benchmark(self) -> pd.DataFrame:
+        """Run the benchmark the controls describe (three timed repetitions, median)."""
+        rows = gpu.run_benchmark(self.benchmark_type, self.workload_size, self.dtype, 3)
+        return pd.DataFrame([r.to_dict() for r in rows])
+
+    def after_refresh(self, names: list[str]) -> None:
+        rows = self.results
+        if "benchmark" in names and not rows.empty:
+            self.status = (
+                f"Done: {len(rows)} test(s) on {rows['backend'].iloc[0]} "
+                f"({rows['device'].iloc[0]})."
             )
-        except Exception as exc:  # shown to the user rather than swallowed
-            self.status = f"Benchmark failed: {exc}"
-            return
-        self.results = pd.DataFrame([r.to_dict() for r in rows])
-        self.status = f"Done: {len(rows)} test(s) on {rows[0].backend} ({rows[0].device})."
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """The last benchmark's rows (:class:`prism_kernels.gpu.BenchmarkResult` fields)."""
+        rows = self.value.get("benchmark")
+        if rows is None:
+            return pd.DataFrame(columns=[f.name for f in fields(gpu.BenchmarkResult)])
+        return rows
+
+    def results_frame(self) -> pd.DataFrame:
+        """The results as the table shows them: units in every heading, values rounded."""
+        rows = self.results.copy()
+        # The FFT and bandwidth rows count elements already; the product's size is its side.
+        square = rows["benchmark_type"] == "matrix_multiply"
+        rows["elements"] = rows["size"].where(~square, rows["size"] ** 2)
+        out = pd.DataFrame(index=rows.index)
+        for shown, (column, digits) in TABLE.items():
+            values = rows[column]
+            if digits is not None:
+                values = values.astype(float).map(lambda v, d=digits: _significant(v, d))
+            out[shown] = values
+        return out.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ views
 
     @param.depends("readings", "window_s")
     def live_chart(self) -> hv.Overlay:
+        """CPU, memory and GPU load (%) over the last ``window_s`` seconds."""
         df = self.readings
         if df is None or df.empty:
-            return hv.Overlay([hv.Curve([], "time", ("cpu %", "percent"), label="cpu %")]).opts(
-                title="No readings yet"
-            )
+            return hv.Overlay([hv.Curve([], TIME, LOAD, label="CPU")]).opts(title="No readings yet")
         cutoff = df["time"].iloc[-1] - pd.Timedelta(seconds=self.window_s)
         df = df[df["time"] >= cutoff]
         curves = [
-            hv.Curve(df, "time", (col, "percent"), label=col)
-            for col in ("cpu %", "memory %", "gpu %")
+            hv.Curve((df["time"], df[col]), TIME, LOAD, label=label)
+            for col, label in SERIES.items()
             if df[col].notna().any()
         ]
         return hv.Overlay(curves).opts(
             hv.opts.Curve(
-                height=280, responsive=True, ylim=(0, 105), framewise=True, tools=["hover"]
+                height=PLOT_HEIGHT * 3 // 4,
+                responsive=True,
+                ylim=(0, 105),
+                framewise=True,
+                tools=["hover"],
             ),
-            hv.opts.Overlay(
-                title=f"Machine load, last {self.window_s} s", legend_position="top_left"
-            ),
+            # Outside the plot, so no line runs under it.
+            hv.opts.Overlay(title=f"Machine load, last {self.window_s} s", legend_position="right"),
         )
 
-    @param.depends("results")
+    @param.depends("benchmark_version")
     def results_chart(self) -> hv.Bars | pn.pane.Markdown:
         df = self.results
-        if df is None or df.empty:
+        if df.empty:
             return pn.pane.Markdown("Press **Run benchmark** to measure this backend.")
         rate = df["throughput_gflops"].fillna(df["memory_bandwidth_gb_s"])
         unit = ["GFLOP/s" if pd.notna(g) else "GB/s" for g in df["throughput_gflops"]]
@@ -144,36 +187,27 @@ class SystemViewer(DomainViewer):
                 "rate": rate,
             }
         )
-        return hv.Bars(bars, "test", "rate").opts(
-            height=250, responsive=True, title="Measured throughput", tools=["hover"]
-        )
+        return hv.Bars(
+            bars,
+            hv.Dimension("test", label="Test (unit)"),
+            hv.Dimension("rate", label="Rate (GFLOP/s or GB/s)"),
+        ).opts(height=250, responsive=True, title="Measured throughput", tools=["hover"])
 
-    @param.depends("results")
+    @param.depends("benchmark_version")
     def results_table(self) -> pn.widgets.Tabulator:
-        cols = [
-            "benchmark_type",
-            "backend",
-            "device",
-            "size",
-            "duration_ms",
-            "throughput_gflops",
-            "memory_bandwidth_gb_s",
-        ]
         return pn.widgets.Tabulator(
-            self.results[cols] if not self.results.empty else self.results,
-            disabled=True,
-            show_index=False,
-            height=150,
+            self.results_frame(), disabled=True, show_index=False, height=150
         )
 
     def device_card(self) -> pn.pane.Markdown:
         info = B.describe()
-        st = gpu.gpu_status()
+        st = self.service.status()
+        found = f"yes, {st['device_count']} device(s)" if st["available"] else "none found"
         lines = [
             f"**Backend:** `{info['backend']}` {info.get('library_version', '')}",
             f"**Device:** {info['device']} ({info['device_name']})",
             f"**Available backends:** {', '.join(info['available_backends'])}",
-            f"**GPU:** {'yes, ' + str(st['device_count']) + ' device(s)' if st['available'] else 'none found'}",
+            f"**GPU:** {found}",
         ]
         for d in st["devices"]:
             lines.append(
@@ -188,7 +222,7 @@ class SystemViewer(DomainViewer):
             widgets={"run": {"type": pn.widgets.Button}},
             show_name=False,
         )
-        return [self.device_card(), controls, pn.pane.Markdown(self.param.status)]
+        return [self.device_card(), controls]
 
     def main(self) -> list:
         # A DynamicMap updates the one plot in place on each reading (instead of rebuilding it).

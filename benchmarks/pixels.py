@@ -10,8 +10,15 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import ndimage
+from skimage.filters.rank import entropy as sk_entropy
+from skimage.measure import label, regionprops
+from skimage.morphology import disk as sk_disk
 
 from benchmarks.harness import Case, timeit
+from prism_kernels.pixels.entropy import engine, local_entropy
+from prism_kernels.pixels.hotspots import detect_hotspots
+from prism_kernels.pixels.scene import thermal_batch
 
 
 def bench_entropy(quick: bool) -> list[Case]:
@@ -20,11 +27,6 @@ def bench_entropy(quick: bool) -> list[Case]:
     ``engine`` says which path ran: the numba kernel (compiled by the untimed first call)
     or the NumPy fallback.
     """
-    from skimage.filters.rank import entropy as sk_entropy
-    from skimage.morphology import disk as sk_disk
-
-    from prism_kernels.pixels.entropy import engine, local_entropy
-
     n, r = (256, 7) if quick else (1024, 7)
     img = np.random.default_rng(0).integers(0, 256, (n, n), dtype=np.uint8)
     fp = sk_disk(r)
@@ -53,9 +55,6 @@ def bench_entropy(quick: bool) -> list[Case]:
 
 def _peer_hotspots(frames: np.ndarray, k_sigma: float = 6.0, size: int = 31) -> list[list[tuple]]:
     """Per-frame loop: local-mean background, k-sigma threshold, label, regionprops."""
-    from scipy import ndimage
-    from skimage.measure import label, regionprops
-
     out = []
     for f in frames.astype(np.float64):
         resid = f - ndimage.uniform_filter(f, size=size, mode="reflect")
@@ -86,14 +85,12 @@ def _centroid_error(found: list[list[tuple[float, float]]], truths) -> tuple[flo
 
 
 def bench_hotspots(quick: bool) -> list[Case]:
-    """Hotspot pipeline over a batch: ours (batched) vs a per-frame scipy/skimage loop.
+    """Hotspot pipeline over a batch: ours (the imaging core's detector, batched) vs a
+    per-frame scipy/skimage loop.
 
-    Two rows share the peer: ours with the peer's background (local mean), and ours with
-    its default (sigma-clipped local mean, more robust near bright hotspots).
+    Two rows share the peer: ours with the peer's background (local mean, the default), and
+    ours with a sigma-clipped local mean (more robust near bright hotspots).
     """
-    from prism_kernels.pixels.hotspots import detect_hotspots
-    from prism_kernels.pixels.scene import thermal_batch
-
     b, h, w = (8, 240, 320) if quick else (64, 480, 640)
     frames, truths = thermal_batch(b, h, w, n_hotspots=6, snr=(10, 40), seed=0)
     repeat = 1 if quick else 3

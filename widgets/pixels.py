@@ -5,27 +5,31 @@ and the classification of each hotspot. Served at ``/pixels``; in a notebook, di
 Three sources, chosen in the sidebar:
 
 * **generated** -- a seeded :func:`prism_kernels.pixels.thermal_scene` (its true target
-  positions are drawn as white circles);
+  positions are drawn as circles);
 * **uploaded** -- a ``.npy`` array or a PNG (read through Pillow, greyscale) from the file
   picker;
 * **API archive** -- a frame that ``/api/v1/pixels/...`` stored in the runtime's
   :class:`~prism_kernels.pixels.service.PixelsService` (frames up to the archive's pixel cap).
 
 Generated and uploaded frames are analysed by a :class:`PixelsService` of the viewer's own (an
-in-memory store), so browsing never fills the API's archive. The threshold slider moves the
-level at which the Betti numbers are read, on the persistence diagram and the Betti curves.
-Everything is computed by ``prism_kernels``; this module only lays it out.
+in-memory store), so browsing never fills the API's archive. Each analysis is a result of its
+own (:attr:`PixelsViewer.outputs`): a control recomputes only what depends on it (the
+entropy window only the entropy map, the confidence threshold only the classification), off
+the server's event loop. The Betti threshold only moves the lines on the persistence diagram
+and the Betti curves. Everything is computed by ``prism_kernels``; this module lays it out.
 """
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from PIL import Image, UnidentifiedImageError
 
 from prism_kernels.errors import InvalidInput, NotFound
 from prism_kernels.pixels import topology
@@ -33,15 +37,10 @@ from prism_kernels.pixels.frames import validate_frame
 from prism_kernels.pixels.processing import estimate_background
 from prism_kernels.pixels.scene import thermal_scene
 from prism_kernels.pixels.service import PixelsService
-from prism_kernels.runtime import get_runtime
-from prism_kernels.store import Store
-from widgets.base import DomainViewer
-
-hv.extension("bokeh", logo=False)
-pn.extension("tabulator", sizing_mode="stretch_width")
+from widgets.base import DomainViewer, Result, rerange
 
 GENERATED, UPLOADED, ARCHIVE = "generated", "uploaded", "API archive"
-RESIDUAL, RAW = "background-subtracted", "raw frame"
+RESIDUAL, RAW = "background-subtracted frame", "raw frame"
 #: Background window of the topology input (pixels; the detector's default).
 BACKGROUND_SIZE = 31
 SEGMENT_METHODS = ["otsu", "multi_otsu", "adaptive", "adaptive_mean", "watershed"]
@@ -49,16 +48,44 @@ CLASS_COLORS = {
     "missile_plume": "#d62728",
     "aircraft": "#1f77b4",
     "flare_decoy": "#ff7f0e",
-    "clutter": "#7f7f7f",
+    "clutter": "#9467bd",
 }
+BELOW_LABEL = "below threshold"  # hotspots classified below the confidence threshold
+BOX_COLORS = {**CLASS_COLORS, BELOW_LABEL: "#bdbdbd"}
 #: Largest frame the dashboard analyses (pixels); bigger uploads are refused with a message.
 MAX_PIXELS = 1024 * 1024
 #: Most persistent pairs drawn on the persistence diagram.
 MAX_DIAGRAM_POINTS = 3000
 #: Points of the Betti curves.
 BETTI_POINTS = 200
-TABLE_COLUMNS = ["hotspot_id", "x", "y", "class", "confidence", "accepted"]
-PLOT_HEIGHT = 360
+#: Table column -> (key of a classification, decimals or None).
+TABLE = {
+    "Hotspot": ("hotspot_id", None),
+    "x (pixels)": ("x", 2),
+    "y (pixels)": ("y", 2),
+    "Class": ("class", None),
+    "Confidence (0-1)": ("confidence", 3),
+    "Accepted": ("accepted", None),
+}
+PLOT_WIDTH, PLOT_HEIGHT = 460, 400
+#: Longer side of a frame's image (screen pixels), and the borders around it (left, right,
+#: top, bottom; screen pixels): axis, nothing, title and toolbar, axis and colour bar and legend.
+FRAME_SIDE = 320
+IMAGE_BORDERS = (70, 10, 90, 200)
+
+X = hv.Dimension("x", label="x (column)", unit="pixels")
+Y = hv.Dimension("y", label="y (row)", unit="pixels")
+COUNTS = hv.Dimension("intensity", label="Intensity", unit="counts")
+BITS = hv.Dimension("entropy", label="Local entropy", unit="bits")
+BIRTH = hv.Dimension("birth", label="Birth", unit="counts")
+DEATH = hv.Dimension("death", label="Death", unit="counts")
+LEVEL = hv.Dimension("threshold", label="Threshold", unit="counts")
+BETTI = hv.Dimension("count", label="Betti number (classes)")
+HOVER = [
+    hv.Dimension("peak", label="Peak above background", unit="counts"),
+    hv.Dimension("snr", label="Peak SNR (peak / noise sigma)"),
+    hv.Dimension("area", label="Area", unit="pixels"),
+]
 
 
 def read_upload(filename: str, data: bytes) -> np.ndarray:
@@ -70,8 +97,6 @@ def read_upload(filename: str, data: bytes) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise InvalidInput("file", f"not a readable .npy array ({exc})") from exc
     else:
-        from PIL import Image, UnidentifiedImageError
-
         try:
             img = Image.open(io.BytesIO(data))
             img.load()
@@ -95,15 +120,18 @@ class PixelsViewer(DomainViewer):
     ----------
     source : {"generated", "uploaded", "API archive"}
     size, n_targets, snr, seed :
-        The generated scene (side in pixels, number of targets, peak SNR, seed).
+        The generated scene (side in pixels, number of targets, peak SNR in noise sigmas,
+        seed).
     k_sigma : float
         Hotspot detection threshold in robust noise sigmas.
+    confidence_threshold : float
+        A hotspot's class is accepted at this confidence (posterior probability) or above.
     segmentation_method : str
         Method of the segmentation overlay (``adaptive``: the local mean plus ``k_sigma`` noise
         sigmas, like the detector; the global methods also split the background).
     entropy_window : int
         Side of the local-entropy window (pixels; a disk of that diameter).
-    topology_input : {"background-subtracted", "raw frame"}
+    topology_input : {"background-subtracted frame", "raw frame"}
         What the persistence diagram and Betti curves describe. Background-subtracted (the
         detector's residual), the components that persist are the targets; on the raw frame the
         background's own hills and the noise dominate.
@@ -117,73 +145,91 @@ class PixelsViewer(DomainViewer):
     description = (
         "Hotspots, segmentation, entropy map, persistence diagram and Betti curves, hotspot classes"
     )
+    service_class = PixelsService  # the API's archive (the "API archive" source)
     #: The control the browser test changes (see :class:`widgets.base.DomainViewer`).
     probe = ("size", 128)
+    #: Another generated scene, of another size: every plot must re-range onto it.
+    source_probe = ("size", 384)
+    outputs = (
+        Result(
+            "frame",
+            ("source", "size", "n_targets", "snr", "seed", "archive_frame", "upload_count"),
+        ),
+        Result("detection", ("frame", "k_sigma")),
+        Result("classification", ("frame", "k_sigma", "confidence_threshold")),
+        Result("segmentation", ("frame", "detection", "segmentation_method", "k_sigma")),
+        Result("entropy", ("frame", "entropy_window")),
+        Result("topology", ("frame", "topology_input")),
+    )
+
     source = param.Selector(
-        default=GENERATED, objects=[GENERATED, UPLOADED, ARCHIVE], doc="Which frame"
+        default=GENERATED, objects=[GENERATED, UPLOADED, ARCHIVE], label="Source", doc="Which frame"
     )
     size = param.Selector(
-        default=256, objects=[128, 256, 384, 512], doc="Generated frame side (pixels)"
+        default=256, objects=[128, 256, 384, 512], label="Generated frame side (pixels)"
     )
-    n_targets = param.Integer(default=6, bounds=(0, 20), doc="Targets in the generated scene")
-    snr = param.Number(default=25.0, bounds=(3.0, 100.0), step=1.0, doc="Peak SNR of the targets")
-    seed = param.Integer(default=0, bounds=(0, 100_000))
+    n_targets = param.Integer(default=6, bounds=(0, 20), label="Targets in the scene (count)")
+    snr = param.Number(
+        default=25.0,
+        bounds=(3.0, 100.0),
+        step=1.0,
+        label="Target peak SNR (peak / noise sigma)",
+        doc="Linear ratio of a target's peak to the noise standard deviation",
+    )
+    seed = param.Integer(default=0, bounds=(0, 100_000), label="Scene seed")
     archive_frame = param.Selector(
-        default=None, objects=[], allow_None=True, doc="A frame the API stored"
+        default=None, objects=[], allow_None=True, label="API frame", doc="A frame the API stored"
     )
     refresh_archive = param.Event(label="Refresh archive list")
+    upload_count = param.Integer(default=0, precedence=-1, doc="Frames uploaded so far")
     k_sigma = param.Number(
-        default=6.0, bounds=(3.0, 20.0), step=0.5, doc="Detection threshold (sigmas)"
+        default=6.0,
+        bounds=(3.0, 20.0),
+        step=0.5,
+        label="Detection threshold (k sigma)",
+        doc="Robust noise sigmas above the background",
     )
-    segmentation_method = param.Selector(default="adaptive", objects=SEGMENT_METHODS)
-    show_segmentation = param.Boolean(default=True, doc="Draw the segmentation overlay")
+    confidence_threshold = param.Number(
+        default=0.5,
+        bounds=(0.0, 1.0),
+        step=0.05,
+        label="Class accepted at confidence (0-1)",
+        doc="A class below this posterior probability is listed as not accepted",
+    )
+    segmentation_method = param.Selector(
+        default="adaptive", objects=SEGMENT_METHODS, label="Segmentation method"
+    )
+    show_segmentation = param.Boolean(default=True, label="Show the segmentation overlay")
     entropy_window = param.Integer(
-        default=7, bounds=(3, 31), step=2, doc="Entropy window side (pixels)"
+        default=7, bounds=(3, 31), step=2, label="Entropy window (pixels)"
     )
     topology_input = param.Selector(default=RESIDUAL, objects=[RESIDUAL, RAW], label="Topology of")
     level = param.Number(
         default=0.4, bounds=(0.0, 1.0), step=0.01, label="Betti threshold (fraction of range)"
     )
 
-    frame = param.Array(precedence=-1)
-    version = param.Integer(default=0, precedence=-1)  # a new frame (every view)
-    overlay_version = param.Integer(default=0, precedence=-1)  # detection or segmentation
-    entropy_version = param.Integer(default=0, precedence=-1)
-    topology_version = param.Integer(default=0, precedence=-1)
-    status = param.String(default="", precedence=-1)
-
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        self.own = PixelsService(Store(":memory:"), None, max_frames=4)
-        self.truth = None
-        self._label = ""
+    def __init__(self, service: PixelsService | None = None, **params: Any) -> None:
+        super().__init__(service=service, **params)
+        self.own = PixelsService(max_frames=4)  # generated and uploaded frames: never the API's
+        self._uploaded: np.ndarray | None = None
         self.upload = pn.widgets.FileInput(accept=".npy,.png,.tif,.tiff,.jpg,.jpeg", multiple=False)
         self.upload.param.watch(self._on_upload, "value")
-        self._uploaded: np.ndarray | None = None
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=TABLE_COLUMNS),
+            pd.DataFrame(columns=list(TABLE)),
             disabled=True,
             show_index=False,
             height=240,
             pagination=None,
         )
-        self.det: dict = {}
-        self.seg: dict = {}
-        self.ent: dict = {}
-        self.dgm = np.empty((0, 3))
-        self.cls: dict = {}
+        self.note = ""
         self._refresh_archive()
-        self._load()
+        self.refresh()
 
     # ------------------------------------------------------------------ frames
-    @property
-    def api_service(self) -> PixelsService:
-        return get_runtime().service(PixelsService)
-
     @param.depends("refresh_archive", watch=True)
     def _refresh_archive(self) -> None:
         try:
-            ids = [f["frame_id"] for f in reversed(self.api_service.list_frames(200))]
+            ids = [f["frame_id"] for f in self.service.list_frames(200)]  # newest first
         except Exception as exc:  # the runtime is unavailable: say so, keep the dashboard up
             ids = []
             self.status = f"API archive unavailable: {exc}"
@@ -191,211 +237,246 @@ class PixelsViewer(DomainViewer):
         if self.archive_frame not in ids:
             self.archive_frame = ids[0] if ids else None
 
-    def _on_upload(self, event) -> None:
+    def _on_upload(self, event: Any) -> None:
         if not event.new:
             return
-        try:
-            self._uploaded = read_upload(self.upload.filename, event.new)
-        except InvalidInput as exc:
-            self.status = f"Upload refused: {exc.message}"
+        name = self.upload.filename
+
+        def read() -> tuple[np.ndarray | None, str]:
+            try:
+                return read_upload(name, event.new), ""
+            except InvalidInput as exc:
+                return None, f"Upload refused: {exc.message}"
+
+        self.run_in_background(read, self._uploaded_frame)
+
+    def _uploaded_frame(self, got: tuple[np.ndarray | None, str]) -> None:
+        frame, message = got
+        if frame is None:
+            self.status = message
             return
+        self._uploaded = frame
         if self.source == UPLOADED:
-            self._load()
+            self.upload_count += 1
         else:
             self.source = UPLOADED
 
-    @param.depends("source", "size", "n_targets", "snr", "seed", "archive_frame", watch=True)
-    def _load(self) -> None:
-        """Choose the frame, then run every analysis on it."""
-        self.truth = None
-        frame = self._choose()
-        if frame is None:
-            self.frame = None
-            self.version += 1
-            return
-        self.frame = frame
-        self.own.put_frame(frame, "view")
-        self._detect()
-        self._segment()
-        self._entropy()
-        self._topology()
-        self.status = f"{self._label} {self._summary()}"
-        self.version += 1
-
-    def _choose(self) -> np.ndarray | None:
-        """The selected frame (None, with the reason in ``status``, when there is none)."""
+    def compute_frame(self) -> dict[str, Any]:
+        """The selected frame: ``pixels`` (None, with the reason in ``note``, when there is
+        none), the scene's ``truth`` and a ``label``."""
+        out: dict[str, Any] = {"pixels": None, "truth": None, "label": "", "note": ""}
         if self.source == GENERATED:
-            try:
-                frame, self.truth = thermal_scene(
-                    self.size,
-                    self.size,
-                    n_hotspots=self.n_targets,
-                    snr=self.snr,
-                    dtype="uint16",
-                    seed=self.seed,
-                )
-            except InvalidInput as exc:
-                self.status = f"Scene refused: {exc.message}"
-                return None
+            frame, out["truth"] = thermal_scene(
+                self.size,
+                self.size,
+                n_hotspots=self.n_targets,
+                snr=self.snr,
+                dtype="uint16",
+                seed=self.seed,
+            )
             label = f"Generated {self.size}x{self.size} scene, seed {self.seed}, {self.n_targets} targets"
         elif self.source == UPLOADED:
             if self._uploaded is None:
-                self.status = "Choose a .npy or PNG file to analyse."
-                return None
-            frame = self._uploaded
-            label = f"Uploaded {self.upload.filename}"
+                return {**out, "note": "Choose a .npy or PNG file to analyse."}
+            frame, label = self._uploaded, f"Uploaded {self.upload.filename}"
         else:
             if self.archive_frame is None:
-                self.status = "The API archive holds no frame yet (POST /api/v1/pixels/process)."
-                return None
+                note = "The API archive holds no frame yet (POST /api/v1/pixels/process)."
+                return {**out, "note": note}
             try:
-                frame = self.api_service.get_pixels(self.archive_frame)
+                frame = self.service.get_pixels(self.archive_frame)
             except (InvalidInput, NotFound) as exc:
-                self.status = f"Frame {self.archive_frame!r}: {getattr(exc, 'message', exc)}"
-                return None
+                return {**out, "note": f"Frame {self.archive_frame!r}: {exc}"}
             if frame.size > MAX_PIXELS:
-                self.status = (
-                    f"Frame {self.archive_frame!r} is over the dashboard's {MAX_PIXELS} pixels."
-                )
-                return None
+                note = f"Frame {self.archive_frame!r} is over the dashboard's {MAX_PIXELS} pixels."
+                return {**out, "note": note}
             label = f"API frame {self.archive_frame!r}"
-        self._label = f"{label}: {frame.shape[1]}x{frame.shape[0]} {frame.dtype}."
-        return frame
+        self.own.put_frame(frame, "view")
+        out["pixels"] = frame
+        out["label"] = f"{label}: {frame.shape[1]}x{frame.shape[0]} {frame.dtype}."
+        return out
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """The frame shown (None when the source has none)."""
+        return (self.value.get("frame") or {}).get("pixels")
+
+    @property
+    def truth(self) -> Any:
+        """The generated scene's truth (None for other sources)."""
+        return (self.value.get("frame") or {}).get("truth")
 
     # ------------------------------------------------------------------ analyses
-    @param.depends("k_sigma", watch=True)
-    def _detect_view(self) -> None:
-        if self.frame is not None:
-            self._detect()
-            if self.segmentation_method.startswith("adaptive"):
-                self._segment()
-            self.status = f"{self._label} {self._summary()}"
-            self.overlay_version += 1
-
-    def _detect(self) -> None:
-        self.det = self.own.process(
-            frame_id="view", k_sigma=self.k_sigma, extract_features=False, return_maps=True
+    def compute_detection(self) -> dict[str, Any] | None:
+        if self.frame is None:
+            return None
+        return self.own.process(
+            self.frame, "view", k_sigma=self.k_sigma, extract_features=False, return_maps=True
         )
-        self.cls = self.own.classify(frame_id="view", k_sigma=self.k_sigma)
-        rows = [
-            {
-                "hotspot_id": c["hotspot_id"],
-                "x": round(c["x"], 2),
-                "y": round(c["y"], 2),
-                "class": c["class"],
-                "confidence": round(c["confidence"], 3),
-                "accepted": c["accepted"],
-            }
-            for c in self.cls["classifications"]
-        ]
-        self.table.value = pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
-    @param.depends("segmentation_method", watch=True)
-    def _segment_view(self) -> None:
-        if self.frame is not None:
-            self._segment()
-            self.overlay_version += 1
+    def compute_classification(self) -> dict[str, Any] | None:
+        if self.frame is None:
+            return None
+        return self.own.classify(
+            self.frame,
+            "view",
+            k_sigma=self.k_sigma,
+            confidence_threshold=self.confidence_threshold,
+        )
 
-    def _segment(self) -> None:
+    def compute_segmentation(self) -> dict[str, Any] | None:
+        det = self.value.get("detection")
+        if self.frame is None or det is None:
+            return None
         opts = {}
         if self.segmentation_method.startswith("adaptive"):
             # Objects stand k_sigma noise sigmas above the local mean, as the detector asks.
-            opts["offset"] = -self.k_sigma * self.det["stats"]["noise_sigma"]
-        self.seg = self.own.segment(frame_id="view", method=self.segmentation_method, **opts)
+            opts["offset"] = -self.k_sigma * (det["stats"]["noise_sigma"] or 0.0)
+        return self.own.segment(self.frame, "view", method=self.segmentation_method, **opts)
 
-    @param.depends("entropy_window", watch=True)
-    def _entropy_view(self) -> None:
-        if self.frame is not None:
-            self._entropy()
-            self.entropy_version += 1
+    def compute_entropy(self) -> dict[str, Any] | None:
+        if self.frame is None:
+            return None
+        return self.own.entropy(self.frame, "view", window_size=self.entropy_window)
 
-    def _entropy(self) -> None:
-        self.ent = self.own.entropy(frame_id="view", window_size=self.entropy_window)
-
-    @param.depends("topology_input", watch=True)
-    def _topology_view(self) -> None:
-        if self.frame is not None:
-            self._topology()
-            self.topology_version += 1
-
-    def _topology(self) -> None:
+    def compute_topology(self) -> dict[str, Any] | None:
+        """Superlevel persistence diagram and Betti curves of the chosen input (counts)."""
+        if self.frame is None:
+            return None
         f = self.frame.astype(np.float64)
         if self.topology_input == RESIDUAL:
-            f = f - np.asarray(estimate_background(f, method="mean", size=BACKGROUND_SIZE))
-        self.dgm = topology.persistence_diagram(f, filtration="superlevel")
-        lo, hi = float(f.min()), float(f.max())
-        self._grid = np.linspace(lo, hi, BETTI_POINTS)
-        self._betti = {
-            dim: topology.betti_curve(self.dgm[self.dgm[:, 0] == dim, 1:], self._grid)
-            for dim in (0, 1)
-        }
+            f = f - estimate_background(f, "mean", BACKGROUND_SIZE)
+        dgm = topology.persistence_diagram(f, filtration="superlevel")
+        grid = np.linspace(float(f.min()), float(f.max()), BETTI_POINTS)
+        betti = {dim: topology.betti_curve(dgm[dgm[:, 0] == dim, 1:], grid) for dim in (0, 1)}
+        return {"diagram": dgm, "grid": grid, "betti": betti, "input": self.topology_input}
 
-    def _summary(self) -> str:
-        n = self.det.get("num_hotspots", 0)
-        counts = ", ".join(f"{v} {k}" for k, v in self.cls.get("class_counts", {}).items() if v)
-        return (
-            f"{n} hotspot(s) at {self.k_sigma:g} sigma" + (f" ({counts})" if counts else "") + "."
+    def after_refresh(self, names: list[str]) -> None:
+        if "classification" in names:
+            rows = (self.value.get("classification") or {}).get("classifications", [])
+            self.table.value = pd.DataFrame(
+                [
+                    {
+                        col: (round(r[key], dec) if dec is not None else r.get(key))
+                        for col, (key, dec) in TABLE.items()
+                    }
+                    for r in rows
+                ],
+                columns=list(TABLE),
+            )
+        if not self.status:  # no error: say what is shown
+            self.status = self.summary_text()
+
+    def summary_text(self) -> str:
+        """What the dashboard shows, in one line."""
+        fr = self.value.get("frame") or {}
+        if fr.get("pixels") is None:
+            return fr.get("note", "")
+        det = self.value.get("detection") or {}
+        cls = self.value.get("classification") or {}
+        counts = ", ".join(f"{v} {k}" for k, v in cls.get("class_counts", {}).items() if v)
+        accepted = f"; accepted at confidence >= {self.confidence_threshold:.2f}: " + (
+            counts or "none"
         )
+        n = det.get("num_hotspots", 0)
+        return f"{fr['label']} {n} hotspot(s) at {self.k_sigma:g} sigma{accepted}."
 
     @property
     def threshold(self) -> float:
-        """The Betti threshold in intensity units."""
-        lo, hi = float(self._grid[0]), float(self._grid[-1])
+        """The Betti threshold in the topology input's units (counts)."""
+        grid = (self.value.get("topology") or {}).get("grid")
+        if grid is None:
+            return 0.0
+        lo, hi = float(grid[0]), float(grid[-1])
         return lo + self.level * (hi - lo)
 
-    # ------------------------------------------------------------------ plots
-    def _image(self, a: np.ndarray, label: str, **opts) -> hv.Image:
-        h, w = a.shape
-        img = hv.Image((np.arange(w), np.arange(h), a), kdims=["x", "y"], vdims=[label])
-        opts = {"colorbar": True, **opts}
-        return img.opts(
-            invert_yaxis=True,
-            data_aspect=1,
-            frame_height=PLOT_HEIGHT - 60,
-            **opts,
+    def betti_at_threshold(self) -> tuple[int, int]:
+        """``(b0, b1)`` of the superlevel set at the threshold."""
+        d = self.value["topology"]["diagram"]
+        return tuple(
+            int(topology.betti_curve(d[d[:, 0] == dim, 1:], [self.threshold])[0]) for dim in (0, 1)
         )
 
-    @param.depends("version", "overlay_version", "show_segmentation")
-    def frame_view(self) -> hv.Overlay:
-        if self.frame is None:
-            return hv.Overlay([hv.Text(0, 0, self.status or "No frame")])
-        layers = [
+    # ------------------------------------------------------------------ plots
+    def _image(self, a: np.ndarray, value: hv.Dimension, **opts: Any) -> hv.Image:
+        """A frame in pixel coordinates, one screen pixel per data unit on both axes.
+
+        The figure has a fixed total size: the frame's (``FRAME_SIDE`` on its longer side)
+        plus fixed borders (``IMAGE_BORDERS``) wide enough for the axes, the title and
+        toolbar above and the colour bar and legend below, so the frame keeps the data's
+        aspect whatever the labels hold. (Sizing by frame alone leaves the total size unset,
+        which Bokeh warns about: W-1005.)
+        """
+        h, w = a.shape
+        side = FRAME_SIDE / max(h, w)
+        left, right, top, bottom = IMAGE_BORDERS
+        img = hv.Image((np.arange(w), np.arange(h), a), kdims=[X, Y], vdims=[value])
+        return img.opts(
+            invert_yaxis=True,
+            width=max(1, round(w * side)) + left + right,
+            height=max(1, round(h * side)) + top + bottom,
+            hooks=[_fixed_borders],
+            toolbar="above",
+            colorbar_position="bottom",
+            **{"colorbar": True, **opts},
+        )
+
+    def frame_view(self, **_: Any) -> hv.Overlay:
+        """Frame, segmentation overlay, classified boxes, hotspots and true targets.
+
+        The same layers every time (empty when there is nothing to draw), so the plot
+        updates in place; box colours follow the accepted class, dashed grey below the
+        confidence threshold.
+        """
+        frame = self.frame
+        pixels = frame if frame is not None else np.zeros((1, 1))
+        layers = [self._image(pixels, COUNTS, cmap="inferno", title="Frame, hotspots and segments")]
+        seg = self.value.get("segmentation") if frame is not None else None
+        mask = np.zeros(pixels.shape)
+        if self.show_segmentation and seg:
+            mask = (np.asarray(seg["segmentation_mask"]) > 0).astype(np.float64)
+        layers.append(  # objects in cyan, the rest fully transparent
             self._image(
-                self.frame, "intensity", cmap="inferno", title="Frame, hotspots and segments"
+                mask,
+                hv.Dimension("segment"),
+                cmap=["#00000000", "#00e5ff"],
+                clim=(0.0, 1.0),
+                alpha=0.3,
+                colorbar=False,
             )
-        ]
-        if self.show_segmentation and self.seg:
-            mask = np.where(np.asarray(self.seg["segmentation_mask"]) > 0, 1.0, np.nan)
-            layers.append(
-                self._image(
-                    mask,
-                    "segment",
-                    cmap=["#00e5ff"],
-                    alpha=0.3,
-                    colorbar=False,
-                    clipping_colors={"NaN": "transparent"},
-                )
-            )
+        )
+        cls = (self.value.get("classification") or {}).get("classifications", [])
         boxes = [
             (
                 c["bbox"]["x"] - 0.5,
                 c["bbox"]["y"] - 0.5,
                 c["bbox"]["x"] + c["bbox"]["width"] - 0.5,
                 c["bbox"]["y"] + c["bbox"]["height"] - 0.5,
+                c["class"] if c["accepted"] else BELOW_LABEL,
                 c["class"],
                 round(c["confidence"], 3),
             )
-            for c in self.cls.get("classifications", [])
+            for c in (cls if frame is not None else [])
         ]
-        layers.append(
-            hv.Rectangles(boxes, vdims=["class", "confidence"]).opts(
+        layers.append(  # one colour (and legend entry) per accepted class, grey below threshold
+            hv.Rectangles(
+                boxes,
+                kdims=[X, Y, "x1", "y1"],
+                vdims=[
+                    hv.Dimension("key", label="Box"),
+                    hv.Dimension("class", label="Most likely class"),
+                    hv.Dimension("confidence", label="Confidence (0-1)"),
+                ],
+            ).opts(
                 fill_alpha=0,
                 line_width=2,
-                line_color=hv.dim("class").categorize(CLASS_COLORS, default="#2ca02c"),
+                line_color="key",
+                cmap=BOX_COLORS,
+                show_legend=True,
                 tools=["hover"],
             )
         )
-        hs = self.det.get("hotspots", [])
+        hs = (self.value.get("detection") or {}).get("hotspots", []) if frame is not None else []
         pts = pd.DataFrame(
             [
                 {"x": h["x"], "y": h["y"], "peak": h["peak"], "snr": h["snr"], "area": h["area"]}
@@ -404,45 +485,35 @@ class PixelsViewer(DomainViewer):
             columns=["x", "y", "peak", "snr", "area"],
         )
         layers.append(
-            hv.Points(pts, ["x", "y"], ["peak", "snr", "area"]).opts(
+            hv.Points(pts, [X, Y], HOVER, label="hotspot").opts(
                 marker="x", size=10, color="#00ff00", tools=["hover"]
             )
         )
-        if self.truth is not None and len(self.truth.centroids):
-            tx, ty = self.truth.centroids[:, 0], self.truth.centroids[:, 1]
-            layers.append(
-                hv.Points((tx, ty), ["x", "y"], label="truth").opts(
-                    marker="circle", size=18, fill_alpha=0, line_color="cyan", line_width=1
-                )
+        truth = self.truth.centroids if frame is not None and self.truth is not None else []
+        truth = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
+        layers.append(
+            hv.Points((truth[:, 0], truth[:, 1]), [X, Y], label="true target").opts(
+                marker="circle", size=18, fill_alpha=0, line_color="cyan", line_width=1
             )
-        return hv.Overlay(layers).opts(legend_position="top_right")
-
-    @param.depends("version", "entropy_version")
-    def entropy_view(self) -> hv.Image | hv.Text:
-        if self.frame is None or not self.ent:
-            return hv.Text(0, 0, "No frame")
-        return self._image(
-            np.asarray(self.ent["entropy_map"]),
-            "entropy (bits)",
-            cmap="viridis",
-            title=f"Local entropy, window {self.ent['window_size']} (global {self.ent['global_entropy']:.2f} bits)",
+        )
+        return rerange(
+            hv.Overlay(layers).opts(legend_position="bottom", legend_cols=3, hooks=[_fixed_borders])
         )
 
-    @param.depends("level")
-    def _threshold_lines(self) -> hv.Overlay:
-        t = self.threshold if self.frame is not None else 0.0
-        return hv.VLine(t).opts(color="black") * hv.HLine(t).opts(color="black")
+    def entropy_view(self, **_: Any) -> hv.Image:
+        ent = self.value.get("entropy") if self.frame is not None else None
+        if not ent:
+            return self._image(np.zeros((1, 1)), BITS, cmap="viridis", title="Local entropy")
+        g = ent["global_entropy"]
+        title = f"Local entropy, window {ent['window_size']} px"
+        title += f" (frame: {g:.2f} bits)" if g is not None else ""
+        return self._image(np.asarray(ent["entropy_map"]), BITS, cmap="viridis", title=title)
 
-    @param.depends("level")
-    def _threshold_vline(self) -> hv.VLine:
-        return hv.VLine(self.threshold if self.frame is not None else 0.0).opts(color="black")
-
-    @param.depends("version", "topology_version")
-    def diagram_view(self) -> hv.Overlay:
-        if self.frame is None:
-            return hv.Overlay([hv.Text(0, 0, "No frame")])
-        lo, hi = float(self._grid[0]), float(self._grid[-1])
-        d = self.dgm
+    def diagram_view(self, **_: Any) -> hv.Overlay:
+        """Persistence diagram of the superlevel filtration with the threshold's lines."""
+        top = self.value.get("topology") if self.frame is not None else None
+        d = top["diagram"] if top else np.empty((0, 3))
+        lo, hi = (float(top["grid"][0]), float(top["grid"][-1])) if top else (0.0, 1.0)
         death = np.where(np.isfinite(d[:, 2]), d[:, 2], lo)  # essential class drawn at the floor
         # Only the most persistent points are drawn (the rest hug the diagonal): fast to redraw.
         keep = np.argsort(-(d[:, 1] - death), kind="stable")[:MAX_DIAGRAM_POINTS]
@@ -453,60 +524,74 @@ class PixelsViewer(DomainViewer):
                 "dimension": [f"H{int(k)}" for k in d[keep, 0]],
             }
         )
+        label = {"H0": "H0 (components)", "H1": "H1 (loops)"}
         pts = [
-            hv.Points(df[df["dimension"] == k], ["birth", "death"], ["dimension"], label=k).opts(
+            hv.Points(df[df["dimension"] == k], [BIRTH, DEATH], ["dimension"], label=label[k]).opts(
                 color=c, size=5, alpha=0.6, tools=["hover"]
             )
             for k, c in (("H0", "#d62728"), ("H1", "#1f77b4"))
         ]
-        diag = hv.Curve([(lo, lo), (hi, hi)], "birth", "death").opts(
+        diag = hv.Curve([(lo, lo), (hi, hi)], BIRTH, DEATH, label="birth = death").opts(
             color="grey", line_dash="dashed"
         )
+        t = self.threshold
+        cross = [
+            hv.Curve(line, BIRTH, DEATH, label="threshold").opts(color="black")
+            for line in ([(t, lo), (t, hi)], [(lo, t), (hi, t)])
+        ]
         shown = f"top {len(keep)} of {len(d)}" if len(keep) < len(d) else f"{len(d)} of {len(d)}"
-        return (hv.Overlay([diag, *pts]) * hv.DynamicMap(self._threshold_lines)).opts(
-            hv.opts.Overlay(
+        return rerange(
+            hv.Overlay([diag, *pts, *cross]).opts(
                 title=f"Persistence diagram ({shown} pairs)",
-                frame_width=PLOT_HEIGHT,
-                frame_height=PLOT_HEIGHT - 60,
-                legend_position="top_left",
+                width=PLOT_WIDTH,
+                height=PLOT_HEIGHT,
+                legend_position="top_left",  # superlevel pairs lie below the diagonal
+                padding=0.05,
             )
         )
 
-    @param.depends("version", "topology_version")
-    def betti_view(self) -> hv.Overlay:
-        if self.frame is None:
-            return hv.Overlay([hv.Text(0, 0, "No frame")])
+    def betti_view(self, **_: Any) -> hv.Overlay:
+        """Betti numbers of the superlevel sets against the threshold."""
+        top = self.value.get("topology") if self.frame is not None else None
+        grid = top["grid"] if top else np.zeros(0)
         curves = [
-            hv.Curve((self._grid, self._betti[dim]), "threshold", "count", label=f"b{dim}").opts(
-                color=c
-            )
+            hv.Curve(
+                (grid, top["betti"][dim] if top else np.zeros(0)), LEVEL, BETTI, label=f"b{dim}"
+            ).opts(color=c)
             for dim, c in ((0, "#d62728"), (1, "#1f77b4"))
         ]
-        return (hv.Overlay(curves) * hv.DynamicMap(self._threshold_vline)).opts(
-            hv.opts.Overlay(
+        t = self.threshold
+        top_count = max([float(np.max(c.dimension_values(1))) for c in curves if len(c)] + [1.0])
+        line = hv.Curve([(t, 0.0), (t, top_count)], LEVEL, BETTI, label="threshold").opts(
+            color="black"
+        )
+        return rerange(
+            hv.Overlay([*curves, line]).opts(
                 title="Betti curves of the superlevel sets",
-                frame_width=PLOT_HEIGHT,
-                frame_height=PLOT_HEIGHT - 60,
+                width=PLOT_WIDTH,
+                height=PLOT_HEIGHT,
                 legend_position="top_right",
             )
         )
 
-    def betti_at_threshold(self) -> tuple[int, int]:
-        """``(b0, b1)`` of the superlevel set at the threshold."""
-        d = self.dgm
-        return tuple(
-            int(topology.betti_curve(d[d[:, 0] == dim, 1:], [self.threshold])[0]) for dim in (0, 1)
-        )
-
-    @param.depends("version", "topology_version", "level")
+    @param.depends("topology_version", "level")
     def betti_text(self) -> str:
-        if self.frame is None:
+        top = self.value.get("topology")
+        if self.frame is None or not top:
             return ""
         b0, b1 = self.betti_at_threshold()
         return (
-            f"**Topology of the {self.topology_input} frame at threshold {self.threshold:.1f}:** "
-            f"b0 = {b0} component(s), b1 = {b1} loop(s) in the superlevel set. A class of the diagram is alive there when it lies right of the vertical "
-            "line and below the horizontal one (born above the threshold, dies below it)."
+            f"**Topology of the {top['input']} at threshold {self.threshold:.1f} counts:** "
+            f"b0 = {b0} component(s), b1 = {b1} loop(s) in the superlevel set. A class of the "
+            "diagram is alive there when it lies right of the vertical line and below the "
+            "horizontal one (born above the threshold, dies below it)."
+        )
+
+    @param.depends("classification_version")
+    def table_title(self) -> str:
+        return (
+            "### Hotspot classification (shipped signature model): a class is accepted at "
+            f"confidence >= {self.confidence_threshold:.2f}"
         )
 
     # ------------------------------------------------------------------ layout
@@ -522,6 +607,7 @@ class PixelsViewer(DomainViewer):
                 "archive_frame",
                 "refresh_archive",
                 "k_sigma",
+                "confidence_threshold",
                 "segmentation_method",
                 "show_segmentation",
                 "entropy_window",
@@ -535,23 +621,40 @@ class PixelsViewer(DomainViewer):
             },
             show_name=False,
         )
-        return [
-            controls,
-            pn.pane.Markdown("**Upload a frame** (.npy or PNG)"),
-            self.upload,
-            pn.pane.Markdown(self.param.status),
-        ]
+        return [controls, pn.pane.Markdown("**Upload a frame** (.npy or PNG)"), self.upload]
 
-    @staticmethod
-    def _pane(view) -> pn.pane.HoloViews:
-        # Unlinked: the frame's x/y and the diagram's birth/death must not share ranges.
-        return pn.pane.HoloViews(view, linked_axes=False)
+    def _dmap(
+        self, fn: Any, results: tuple[str, ...], controls: tuple[str, ...] = ()
+    ) -> pn.pane.HoloViews:
+        """A plot that updates in place when ``results`` (their versions) or view-only
+        ``controls`` change, re-ranged on its data. Unlinked: the frame's x/y and the
+        diagram's birth/death share no ranges."""
+        stream = hv.streams.Params(self, [f"{r}_version" for r in results] + list(controls))
+        return pn.pane.HoloViews(rerange(hv.DynamicMap(fn, streams=[stream])), linked_axes=False)
 
     def main(self) -> list:
         return [
-            pn.Row(self._pane(self.frame_view), self._pane(self.entropy_view)),
-            pn.Row(self._pane(self.diagram_view), self._pane(self.betti_view)),
+            pn.Row(
+                self._dmap(
+                    self.frame_view,
+                    ("frame", "detection", "classification", "segmentation"),
+                    ("show_segmentation",),
+                ),
+                self._dmap(self.entropy_view, ("frame", "entropy")),
+            ),
+            pn.Row(
+                self._dmap(self.diagram_view, ("frame", "topology"), ("level",)),
+                self._dmap(self.betti_view, ("frame", "topology"), ("level",)),
+            ),
             pn.pane.Markdown(self.betti_text),
-            pn.pane.Markdown("### Hotspot classification (shipped signature model)"),
+            pn.pane.Markdown(self.table_title),
             self.table,
         ]
+
+
+def _fixed_borders(plot: Any, element: Any) -> None:
+    """Borders of exactly :data:`IMAGE_BORDERS` around an image's frame (see ``_image``)."""
+    fig = plot.state
+    fig.min_border_left, fig.min_border_right, fig.min_border_top, fig.min_border_bottom = (
+        IMAGE_BORDERS
+    )

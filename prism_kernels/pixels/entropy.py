@@ -39,14 +39,12 @@ to the input's library (no device kernel in this module).
 
 Levels
 ------
-* ``uint8``: the 256 grey levels.
-* ``uint16`` and other integers: the values actually present: ``value - min`` when the
-  range spans fewer than 4096 values, else the rank among the distinct values. The entropy
-  only depends on the counts, so this equals scikit-image's result (which uses
-  ``max(3, image.max()) + 1`` bins and warns above 1024) while keeping the histograms small.
-* float: ``bins`` equal-width bins (default 256) over ``value_range`` (default: the
-  frame's own min..max); level ``k`` holds ``lo + k*w <= x < lo + (k+1)*w``, the maximum in
-  the last bin (``numpy.histogram``'s rule); values outside ``value_range`` go to the end bins.
+The grey levels are :func:`prism_kernels.imaging.entropy.quantize`'s (the imaging core's
+one rule, shared with the whole-frame :func:`global_entropy`): ``uint8`` keeps its 256
+levels; other integers the values present, so the result equals scikit-image's (which uses
+``max(3, image.max()) + 1`` bins and warns above 1024) while keeping the histograms small;
+floats ``bins`` equal-width bins (default 256) over ``value_range`` (default: the frame's own
+min..max), ``numpy.histogram``'s rule, values outside ``value_range`` in the end bins.
 """
 
 from __future__ import annotations
@@ -57,9 +55,24 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
-from prism_kernels.backend import backend_name, to_numpy
+from prism_kernels.backend import asarray, backend_name, to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.entropy import histogram_entropy as global_entropy
+from prism_kernels.imaging.entropy import quantize
+from prism_kernels.imaging.frames import check_frames
+
+__all__ = [
+    "disk",
+    "engine",
+    "footprint",
+    "global_entropy",
+    "high_entropy_regions",
+    "local_entropy",
+    "quantize",
+    "square",
+]
 
 #: Upper bound on the entries of the (states, levels) count table (int32): ~64 MB.
 _HIST_BUDGET = 16_000_000
@@ -88,40 +101,6 @@ def footprint(window: str = "disk", size: int = 7) -> np.ndarray:
     if kind == "square":
         return square(int(size))
     raise InvalidInput("window", f"unknown window {window!r}; choose 'disk' or 'square'")
-
-
-def quantize(
-    frame: Any, bins: int = 256, value_range: tuple[float, float] | None = None
-) -> tuple[np.ndarray, int]:
-    """Integer level codes of a frame and their count (see the module docstring).
-
-    Returns
-    -------
-    codes : ndarray of int32, the frame's shape
-    n_levels : int
-    """
-    a = to_numpy(frame)
-    if a.dtype == np.uint8:
-        return a.astype(np.int32), 256
-    if np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
-        a = a.astype(np.int64)
-        lo, hi = int(a.min()), int(a.max())
-        if hi - lo < 4096:
-            return (a - lo).astype(np.int32), hi - lo + 1
-        uniq, inv = np.unique(a, return_inverse=True)
-        return inv.reshape(a.shape).astype(np.int32), int(uniq.size)
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InvalidInput("frame", f"unsupported dtype {a.dtype}")
-    if bins < 1:
-        raise InvalidInput("bins", f"must be >= 1, got {bins}")
-    if not np.all(np.isfinite(a)):
-        raise InvalidInput("frame", "contains NaN or inf")
-    lo, hi = (float(a.min()), float(a.max())) if value_range is None else map(float, value_range)
-    if not hi >= lo:
-        raise InvalidInput("value_range", f"needs low <= high, got ({lo}, {hi})")
-    width = (hi - lo) / bins if hi > lo else 1.0
-    codes = np.floor((a.astype(np.float64) - lo) / width)
-    return np.clip(codes, 0, bins - 1).astype(np.int32), int(bins)
 
 
 def _sliding_entropy_numpy(codes: np.ndarray, n_levels: int, fp: np.ndarray) -> np.ndarray:
@@ -414,11 +393,7 @@ def local_entropy(
     copied to the host at this edge and the map copied back.
     """
     fp = _as_footprint(window, size)
-    a = to_numpy(frame)
-    if a.ndim not in (2, 3):
-        raise InvalidInput("frame", f"expected (H, W) or (B, H, W), got shape {a.shape}")
-    if a.size == 0:
-        raise InvalidInput("frame", f"empty frame of shape {a.shape}")
+    a = check_frames(to_numpy(frame))
     stack = a if a.ndim == 3 else a[None]
     out = np.empty(stack.shape, dtype=np.float64)
     for b in range(stack.shape[0]):
@@ -430,25 +405,7 @@ def local_entropy(
 
 def _back(out: np.ndarray, like: Any) -> Any:
     name = backend_name(like)
-    if name == "numpy":
-        return out
-    from prism_kernels.backend import asarray
-
-    return asarray(out, backend=name)
-
-
-def global_entropy(
-    frame: Any, bins: int = 256, value_range: tuple[float, float] | None = None
-) -> float:
-    """Shannon entropy (bits) of the whole frame's level histogram (same levels as above)."""
-    a = to_numpy(frame)
-    if a.size == 0:
-        raise InvalidInput("frame", "empty frame")
-    codes, n_levels = quantize(a, bins=bins, value_range=value_range)
-    c = np.bincount(codes.ravel(), minlength=n_levels).astype(np.float64)
-    c = c[c > 0]
-    p = c / c.sum()
-    return float(-(p * np.log2(p)).sum())
+    return out if name == "numpy" else asarray(out, backend=name)
 
 
 def high_entropy_regions(
@@ -465,8 +422,6 @@ def high_entropy_regions(
         ``mean_entropy`` (mean bits over the region; the server and the notebook use
         both names), ``max_entropy``; largest area first.
     """
-    from scipy import ndimage
-
     e = to_numpy(entropy_map)
     if e.ndim != 2 or e.size == 0:
         raise InvalidInput("entropy_map", f"expected a non-empty (H, W) map, got {e.shape}")

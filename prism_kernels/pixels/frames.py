@@ -22,6 +22,7 @@ import numpy as np
 
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.frames import check_frames
 
 #: dtypes of the compact form.
 DTYPES = ("uint8", "uint16", "float32", "float64")
@@ -39,26 +40,13 @@ def _dims(value: Any, field: str) -> int:
 
 
 def validate_frame(frame: Any, field: str = "frame", allow_stack: bool = False) -> np.ndarray:
-    """Check a frame (or stack) already in memory and return it as a NumPy array.
+    """A frame (or, with ``allow_stack``, a stack) already in memory, checked, as a NumPy array.
 
-    Raises :class:`InvalidInput` for a wrong rank, zero size, a non-numeric dtype, or
-    NaN/inf in a float frame.
+    :func:`prism_kernels.imaging.frames.check_frames` on the host copy: a wrong rank, zero
+    size, a non-numeric dtype or NaN/inf in a float frame raise :class:`InvalidInput`
+    naming ``field``; the dtype is kept (booleans become ``uint8``).
     """
-    a = to_numpy(frame)
-    ranks = (2, 3) if allow_stack else (2,)
-    if a.ndim not in ranks:
-        want = "(H, W) or (B, H, W)" if allow_stack else "(H, W)"
-        raise InvalidInput(field, f"expected a {want} array, got shape {tuple(a.shape)}")
-    if a.size == 0:
-        raise InvalidInput(field, f"empty frame of shape {tuple(a.shape)}")
-    if a.dtype == bool:
-        a = a.astype(np.uint8)
-    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise InvalidInput(field, f"unsupported dtype {a.dtype}")
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        bad = int((~np.isfinite(a)).sum())
-        raise InvalidInput(field, f"contains {bad} NaN or infinite value(s)", count=bad)
-    return a
+    return np.asarray(check_frames(to_numpy(frame), field, stack=allow_stack))
 
 
 def from_pixels(pixels: Any, width: Any, height: Any, dtype: str | None = None) -> np.ndarray:

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_multiotsu
+from skimage.segmentation import watershed
 
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.pixels.processing import check_frames
+from prism_kernels.imaging.frames import check_frames
 
 
 def _histogram(frame: Any, nbins: int) -> tuple[Any, Any]:
@@ -80,8 +82,6 @@ def otsu_threshold(frame: Any, nbins: int = 256) -> float:
 
 def multi_otsu_thresholds(frame: Any, classes: int = 3, nbins: int = 256) -> list[float]:
     """``classes - 1`` thresholds maximising between-class variance (skimage, on the host)."""
-    from skimage.filters import threshold_multiotsu
-
     check_frames(frame)
     if classes < 2:
         raise InvalidInput("classes", f"must be >= 2, got {classes}")
@@ -120,8 +120,6 @@ def watershed_segment(
     Markers default to local maxima at least ``min_distance`` apart inside ``mask``
     (default: Otsu foreground). Returns an int32 label image (0 = background).
     """
-    from skimage.segmentation import watershed
-
     check_frames(frame)
     a = to_numpy(frame).astype(np.float64)
     m = a > otsu_threshold(a) if mask is None else to_numpy(mask).astype(bool)

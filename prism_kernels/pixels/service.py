@@ -1,95 +1,89 @@
 """The pixels service: a bounded frame archive with the results computed for each frame.
 
-One document of kind ``"frame"`` per frame id in :class:`prism_kernels.store.Store`:
-``frame_id``, ``shape``, ``dtype``, ``created``/``updated`` (Unix seconds), whether the pixels
-are kept, and ``results``: ``stats``, ``hotspots``, ``entropy``, ``segmentation``,
-``topology`` and ``classification`` summaries (small JSON: no per-pixel maps). The pixels
-are kept with the document as a compressed array when the frame has at most
-:data:`PIXEL_CAP` pixels (1024 x 1024); larger frames are processed but only their results
-are kept. The archive keeps the newest ``max_frames`` frames (default
-:data:`MAX_FRAMES`); older ones are dropped by the store.
+State only: the math is in :mod:`prism_kernels.pixels.analysis` (and the kernel modules it
+calls). One document of kind ``"frame"`` per frame id (a :class:`~prism_kernels.service.Collection`):
+``frame_id``, ``shape``, ``width``, ``height``, ``dtype``, ``created``/``updated`` (Unix
+seconds), whether the pixels are kept, ``status`` (``stored`` or ``processed``), the last
+``computation_time_ms`` and ``results``: ``stats``, ``hotspots``, ``entropy``,
+``segmentation``, ``topology`` and ``classification`` summaries (small JSON: no per-pixel
+maps). The pixels are kept with the document as a compressed array when the frame has at
+most :data:`PIXEL_CAP` pixels (1024 x 1024); larger frames are processed but only their
+results are kept. The archive keeps the newest ``max_frames`` frames (default
+:data:`MAX_FRAMES`) and lists them newest first.
 
 Methods take a frame (array, any backend) and/or a ``frame_id``: with a frame, it is
-(re)stored under the id (a fresh id when none is given); with an id only, the stored
-pixels are used (``NotFound`` when the id is unknown, ``InvalidInput`` when its pixels
-were over the cap). Every method returns plain dicts (NumPy arrays only for per-pixel
-maps, under keys that say so). Thread-safe: one lock around each read-modify-write.
+(re)stored under the id (a fresh id when none is given); with an id only, the stored pixels
+are used (``NotFound`` when the id is unknown, ``InvalidInput`` when its pixels were over the
+cap). Every request is validated and computed before anything is written: a refused request
+changes nothing. Thread-safe: the lock guards each read and each write.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from prism_kernels.errors import InvalidInput, NotFound
 from prism_kernels.events import EventBus
-from prism_kernels.pixels import classify as _classify
-from prism_kernels.pixels import topology
-from prism_kernels.pixels.entropy import global_entropy, high_entropy_regions, local_entropy
+from prism_kernels.pixels import analysis, topology
 from prism_kernels.pixels.frames import validate_frame
-from prism_kernels.pixels.hotspots import detect_hotspots
-from prism_kernels.pixels.processing import frame_stats
-from prism_kernels.pixels.segment import segment as _segment
-from prism_kernels.store import Bound, Store
+from prism_kernels.service import TIMING_KEY, DomainService
+from prism_kernels.store import Store
 
-KIND = "frame"
 #: Frames with at most this many pixels keep their pixels in the archive (compressed).
 PIXEL_CAP = 1024 * 1024
 #: Default number of frames the archive keeps.
 MAX_FRAMES = 500
-#: Hotspots kept per frame in the stored results (the brightest first).
-MAX_STORED_HOTSPOTS = 200
-#: Classes that raise a ``ThreatDetected`` event when classified above the threshold.
+#: Classes that raise a ``ThreatDetected`` event when accepted by :meth:`PixelsService.classify`.
 THREAT_CLASSES = ("missile_plume",)
 
-# A Sobel component of white noise with sigma s has std sqrt(12) s; its magnitude exceeds
-# sqrt(24 ln 1000) s with probability 1e-3 (Rayleigh tail).
-_EDGE_K = math.sqrt(24.0 * math.log(1000.0))
+
+@dataclass
+class _Frame:
+    """A frame a request works on: its id, pixels, and whether the archive must (re)write it."""
+
+    fid: str
+    pixels: np.ndarray
+    new: bool  # not in the archive as these pixels: write the frame with the results
+    metadata: dict[str, Any]
 
 
-def _scalar(v: Any) -> float:
-    return float(np.asarray(v).reshape(-1)[0]) if np.size(v) == 1 else float(v)
-
-
-class PixelsService:
-    """Frame archive plus the pixel kernels (hotspots, entropy, segmentation, topology, classification).
+class PixelsService(DomainService):
+    """Frame archive plus the pixel analyses (hotspots, entropy, segmentation, topology, classes).
 
     Parameters
     ----------
-    store : Store
+    store : Store, optional
     bus : EventBus, optional
-        ``ThreatDetected`` is published when :meth:`classify` finds a class of
-        :data:`THREAT_CLASSES` with confidence at or above its ``confidence_threshold``.
+        ``ThreatDetected`` is published when :meth:`classify` accepts a class of
+        :data:`THREAT_CLASSES`.
     max_frames : int
-        Bound of the ``"frame"`` kind in the store.
+        Bound of the frame archive.
     """
 
+    domain = "pixels"
+    events = ("ThreatDetected",)
+
     def __init__(
-        self, store: Store, bus: EventBus | None = None, max_frames: int = MAX_FRAMES
+        self, store: Store | None = None, bus: EventBus | None = None, max_frames: int = MAX_FRAMES
     ) -> None:
-        if max_frames < 1:
-            raise InvalidInput("max_frames", "must be at least 1")
-        self.store = store
-        self.bus = bus
+        if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:
+            raise InvalidInput("max_frames", "must be an integer >= 1")
+        super().__init__(store, bus)
         self.max_frames = int(max_frames)
-        self.store.set_bound(KIND, Bound(max_items=self.max_frames))
-        self._lock = threading.RLock()
+        self.frames = self.collection("frame", max_items=self.max_frames, label="frame")
 
     # ------------------------------------------------------------------ archive
 
-    def _new_id(self) -> str:
-        return f"frame-{uuid.uuid4().hex[:12]}"
-
-    def _frame_id(self, frame_id: str | int | None) -> str:
+    @staticmethod
+    def _frame_id(frame_id: Any) -> str:
         if frame_id is None:
-            return self._new_id()
+            return f"frame-{uuid.uuid4().hex[:12]}"
         if isinstance(frame_id, bool) or not isinstance(frame_id, (str, int, np.integer)):
             raise InvalidInput(
                 "frame_id", f"must be a string or an integer, got {type(frame_id).__name__}"
@@ -99,20 +93,12 @@ class PixelsService:
             raise InvalidInput("frame_id", "must be 1 to 200 characters")
         return s
 
-    def put_frame(
-        self, frame: Any, frame_id: str | int | None = None, metadata: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Store a frame (replacing any results of the same id); returns its record."""
-        a = validate_frame(frame)
-        fid = self._frame_id(frame_id)
-        with self._lock:
-            self._write(fid, a, metadata)
-            return self.get_frame(fid)
-
-    def _write(self, fid: str, a: np.ndarray, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    @staticmethod
+    def _new_doc(fid: str, a: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The document of a frame just received (no results yet)."""
         now = time.time()
         keep = a.size <= PIXEL_CAP
-        doc = {
+        return {
             "frame_id": fid,
             "shape": [int(s) for s in a.shape],
             "width": int(a.shape[1]),
@@ -122,21 +108,36 @@ class PixelsService:
             "updated": now,
             "pixels_stored": keep,
             "pixels_nbytes": int(a.nbytes) if keep else 0,
-            "metadata": dict(metadata or {}),
+            "metadata": dict(metadata),
             "results": {},
-            "processing_time_ms": None,
+            TIMING_KEY: None,
             "status": "stored",
         }
-        self.store.put(KIND, fid, doc, {"pixels": a} if keep else None)
-        return doc
 
-    def _doc(self, fid: str) -> dict[str, Any]:
-        return self.store.get(KIND, fid)
+    def _put(self, fid: str, doc: dict[str, Any], a: np.ndarray) -> None:
+        self.frames.put(fid, doc, {"pixels": a} if doc["pixels_stored"] else None)
+
+    @staticmethod
+    def _record(doc: dict[str, Any], results: dict[str, Any]) -> None:
+        doc["results"].update(results)
+        doc["updated"] = time.time()
+        doc["status"] = "processed"
+        doc["processed_count"] = int(doc.get("processed_count", 0)) + 1
+
+    def put_frame(
+        self, frame: Any, frame_id: str | int | None = None, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Store a frame (replacing any frame and results of the same id); returns its record."""
+        a = validate_frame(frame)
+        fid = self._frame_id(frame_id)
+        with self.lock:
+            self._put(fid, self._new_doc(fid, a, metadata or {}), a)
+            return self.get_frame(fid)
 
     def get_frame(self, frame_id: str | int) -> dict[str, Any]:
-        """The stored record of a frame (no pixels); raises ``NotFound``."""
+        """The stored record of a frame (no pixels), with ``id`` and ``timestamp``; ``NotFound``."""
         fid = self._frame_id(frame_id)
-        doc = self._doc(fid)
+        doc = self.frames.get(fid)
         doc["id"] = fid
         doc["timestamp"] = doc["updated"]
         return doc
@@ -144,7 +145,7 @@ class PixelsService:
     def get_pixels(self, frame_id: str | int) -> np.ndarray:
         """The stored pixels; ``NotFound`` for an unknown id, ``InvalidInput`` when not kept."""
         fid = self._frame_id(frame_id)
-        arrays = self.store.get_arrays(KIND, fid)
+        arrays = self.frames.arrays(fid)
         if "pixels" not in arrays:
             raise InvalidInput(
                 "frame_id",
@@ -152,11 +153,8 @@ class PixelsService:
             )
         return arrays["pixels"]
 
-    def list_frames(self, limit: int | None = 100) -> list[dict[str, Any]]:
-        """Newest-last summaries: ``frame_id, shape, created, updated, status, results`` keys present."""
-        rows = self.store.list(KIND)
-        if limit is not None:
-            rows = rows[-int(limit) :]
+    def list_frames(self, limit: int | None = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Summaries, newest first: ``frame_id, shape, created, updated, status, results``."""
         return [
             {
                 "frame_id": fid,
@@ -166,175 +164,86 @@ class PixelsService:
                 "status": d["status"],
                 "results": sorted(d["results"]),
             }
-            for fid, d in rows
+            for fid, d in self.frames.page(limit, offset)
         ]
 
-    def delete_frame(self, frame_id: str | int) -> bool:
-        with self._lock:
-            return self.store.delete(KIND, self._frame_id(frame_id))
+    def delete_frame(self, frame_id: str | int) -> None:
+        """Delete a frame and its results; ``NotFound`` when there is none."""
+        with self.lock:
+            self.frames.delete(self._frame_id(frame_id))
 
-    def _resolve(self, frame: Any, frame_id: str | int | None) -> tuple[str, np.ndarray]:
-        """Store a given frame, or load a stored one (under the lock)."""
+    def _resolve(self, frame: Any, frame_id: str | int | None) -> _Frame:
+        """The frame a request works on; writes nothing."""
         if frame is None:
             if frame_id is None:
                 raise InvalidInput("frame", "give a frame or the frame_id of a stored frame")
             fid = self._frame_id(frame_id)
-            return fid, self.get_pixels(fid)
+            return _Frame(fid, self.get_pixels(fid), False, {})
         a = validate_frame(frame)
         fid = self._frame_id(frame_id)
-        if self.store.exists(KIND, fid):
-            doc = self._doc(fid)
-            if (
-                doc["shape"] != list(a.shape)
-                or doc["dtype"] != str(a.dtype)
-                or not self._same(fid, a, doc)
-            ):
-                self._write(fid, a, doc.get("metadata"))
-        else:
-            self._write(fid, a, None)
-        return fid, a
+        with self.lock:
+            if not self.frames.exists(fid):
+                return _Frame(fid, a, True, {})
+            doc = self.frames.get(fid)
+            same = (
+                doc["shape"] == list(a.shape)
+                and doc["dtype"] == str(a.dtype)
+                and doc.get("pixels_stored")
+                and np.array_equal(self.frames.arrays(fid).get("pixels"), a)
+            )
+            return _Frame(fid, a, not same, doc.get("metadata") or {})
 
-    def _same(self, fid: str, a: np.ndarray, doc: dict[str, Any]) -> bool:
-        if not doc.get("pixels_stored"):
-            return False
-        return bool(np.array_equal(self.store.get_arrays(KIND, fid).get("pixels"), a))
+    def _save(self, fr: _Frame, results: dict[str, Any], ms: float) -> None:
+        """Record results under the frame (one store write). A stored frame that the archive's
+        bound dropped meanwhile is not resurrected; a frame sent with the request is written."""
+        with self.lock:
+            if fr.new:
+                doc = self._new_doc(fr.fid, fr.pixels, fr.metadata)
+            else:
+                try:
+                    doc = self.frames.get(fr.fid)
+                except NotFound:
+                    return
+            self._record(doc, results)
+            doc[TIMING_KEY] = ms
+            self._put(fr.fid, doc, fr.pixels)
 
-    def _save(self, fid: str, results: dict[str, Any], elapsed_ms: float) -> None:
-        """Record results under a stored frame (one store write). A frame dropped meanwhile by
-        the archive's bound is not resurrected."""
-        try:
-            doc = self._doc(fid)
-            arrays = self.store.get_arrays(KIND, fid)
-        except NotFound:
-            return
-        doc["results"].update(results)
-        doc["updated"] = time.time()
-        doc["processing_time_ms"] = elapsed_ms
-        doc["status"] = "processed"
-        doc["processed_count"] = int(doc.get("processed_count", 0)) + 1
-        self.store.put(KIND, fid, doc, arrays or None)
-
-    # ------------------------------------------------------------------ kernels
+    # ------------------------------------------------------------------ analyses
 
     def process(
-        self,
-        frame: Any = None,
-        frame_id: str | int | None = None,
-        *,
-        detect: bool = True,
-        k_sigma: float = 6.0,
-        min_hotspot_size: int = 1,
-        compute_entropy: bool = False,
-        entropy_window_size: int | None = None,
-        compute_tda: bool = False,
-        tda_threshold: float | None = None,
-        compute_segmentation: bool = False,
-        segmentation_method: str = "otsu",
-        extract_features: bool = True,
-        return_maps: bool = False,
+        self, frame: Any = None, frame_id: str | int | None = None, **options: Any
     ) -> dict[str, Any]:
-        """Statistics, hotspots and (optionally) entropy and topology of one frame.
+        """Statistics, hotspots and, on request, features, entropy, topology and segmentation.
 
-        Returns
-        -------
-        dict
-            ``frame_id``, ``width``, ``height``, ``stats`` (mean, std, min, max, median,
-            percentiles, noise sigma), ``hotspots`` ([{x, y, radius, intensity, peak, area,
-            bbox, snr, confidence, ...}]), ``num_hotspots``, ``extracted_features``
-            (``mean_intensity, std_intensity, shannon_entropy`` (bits, 256-bin histogram),
-            ``edge_density`` (fraction of pixels whose Sobel gradient exceeds
-            ``sqrt(24 ln 1000)`` noise sigmas: 1e-3 of pure noise), ``convolution_features``
-            (mean Sobel magnitude, mean Laplacian magnitude)), ``entropy`` and ``tda_features``
-            and ``segmentation`` (summary) when asked, ``computation_time_ms``;
-            ``detection_mask``, ``entropy_map`` and ``segmentation_mask`` (NumPy arrays) only
-            with ``return_maps``.
+        ``options`` are those of :func:`prism_kernels.pixels.analysis.process_frame` (``detect``,
+        ``k_sigma``, ``min_hotspot_size``, ``compute_entropy``, ``entropy_window_size``,
+        ``compute_tda``, ``tda_threshold``, ``compute_segmentation``,
+        ``segmentation_method``, ``extract_features``, ``return_maps``), which gives the
+        result; adds ``frame_id`` and ``computation_time_ms``. Stored: ``stats`` (with the
+        extracted features), ``hotspots`` (count and the
+        :data:`~prism_kernels.pixels.analysis.MAX_STORED_ITEMS` brightest), and each optional
+        analysis.
         """
-        t0 = time.perf_counter()
-        with self._lock:
-            fid, a = self._resolve(frame, frame_id)
-        f = a.astype(np.float64)
-        stats = {k: _scalar(v) for k, v in frame_stats(f).items()}
-        out: dict[str, Any] = {
-            "frame_id": fid,
-            "width": int(a.shape[1]),
-            "height": int(a.shape[0]),
-            "stats": stats,
+        with self.timed("process") as t:
+            fr = self._resolve(frame, frame_id)
+            out = analysis.process_frame(fr.pixels, **options)
+        res: dict[str, Any] = {
+            "stats": {"stats": out["stats"], "extracted_features": out.get("extracted_features")}
         }
-        mask = None
-        if detect:
-            det = detect_hotspots(f, k_sigma=k_sigma, min_area=max(1, int(min_hotspot_size)))
-            hs = det.hotspots[0]
-            out["hotspots"] = hs
-            out["num_hotspots"] = len(hs)
-            mask = det.mask[0]
-        if extract_features:
-            gx, gy = ndimage.sobel(f, axis=1), ndimage.sobel(f, axis=0)
-            mag = np.hypot(gx, gy)
-            sigma = stats.get("noise_sigma", 0.0)
-            thr = _EDGE_K * sigma if sigma > 0 else float(np.mean(mag) + 2 * np.std(mag))
-            out["extracted_features"] = {
-                "mean_intensity": stats["mean"],
-                "std_intensity": stats["std"],
-                "shannon_entropy": global_entropy(a),
-                "edge_density": float(np.mean(mag > thr)),
-                "convolution_features": [
-                    float(np.mean(mag)),
-                    float(np.mean(np.abs(ndimage.laplace(f)))),
-                ],
+        if "hotspots" in out:
+            top = sorted(out["hotspots"], key=lambda h: -(h["peak"] or 0.0))
+            res["hotspots"] = {
+                "count": out["num_hotspots"],
+                "hotspots": top[: analysis.MAX_STORED_ITEMS],
             }
-        if compute_entropy:
-            ent = self._entropy(a, entropy_window_size or 7, "disk", 90.0)
-            emap = ent.pop("entropy_map")
-            out["entropy"] = ent
-            if return_maps:
-                out["entropy_map"] = emap
-        if compute_tda:
-            out["tda_features"] = topology.tda_summary(f, threshold=tda_threshold)
-        if compute_segmentation:
-            seg = self._segment(a, segmentation_method, None, max(0, int(min_hotspot_size)))
-            out["segmentation"] = seg["summary"]
-            if return_maps:
-                out["segmentation_mask"] = seg["segmentation_mask"]
-        if return_maps and mask is not None:
-            out["detection_mask"] = mask
-        elapsed = (time.perf_counter() - t0) * 1e3
-        out["computation_time_ms"] = elapsed
-        with self._lock:
-            res: dict[str, Any] = {
-                "stats": {"stats": stats, "extracted_features": out.get("extracted_features")}
-            }
-            if detect:
-                top = sorted(out["hotspots"], key=lambda h: -h["peak"])[:MAX_STORED_HOTSPOTS]
-                res["hotspots"] = {"count": out["num_hotspots"], "hotspots": top}
-            if compute_entropy:
-                res["entropy"] = out["entropy"]
-            if compute_tda:
-                res["topology"] = out["tda_features"]
-            if compute_segmentation:
-                res["segmentation"] = out["segmentation"]
-            self._save(fid, res, elapsed)
-        return out
-
-    def _entropy(
-        self, a: np.ndarray, window_size: int, window: str, percentile: float
-    ) -> dict[str, Any]:
-        if isinstance(window_size, bool) or int(window_size) != window_size or window_size < 1:
-            raise InvalidInput("window_size", f"must be a positive integer, got {window_size!r}")
-        # The REST contract's window_size is a side length; a disk of that diameter.
-        size = max(1, int(window_size) // 2) if window == "disk" else int(window_size)
-        emap = local_entropy(a, window=window, size=size)
-        regions = high_entropy_regions(emap, percentile=percentile)
-        return {
-            "entropy_map": emap,
-            "global_entropy": global_entropy(a),
-            "mean_local_entropy": float(np.mean(emap)),
-            "max_local_entropy": float(np.max(emap)),
-            "p90_local_entropy": float(np.percentile(emap, 90)),
-            "high_entropy_regions": regions[:100],
-            "num_high_entropy_regions": len(regions),
-            "window": window,
-            "window_size": int(window_size),
+        stored_as = {
+            "entropy": "entropy",
+            "tda_features": "topology",
+            "segmentation": "segmentation",
         }
+        res.update({name: out[key] for key, name in stored_as.items() if key in out})
+        self._save(fr, res, t.ms)
+        return {"frame_id": fr.fid, **out, TIMING_KEY: t.ms}
 
     def entropy(
         self,
@@ -343,32 +252,19 @@ class PixelsService:
         window_size: int = 7,
         window: str = "disk",
         percentile: float = 90.0,
+        return_maps: bool = True,
     ) -> dict[str, Any]:
-        """Local Shannon entropy (bits): ``entropy_map`` (ndarray), ``global_entropy``,
-        ``high_entropy_regions``, summary numbers and ``computation_time_ms``."""
-        t0 = time.perf_counter()
-        with self._lock:
-            fid, a = self._resolve(frame, frame_id)
-        res = self._entropy(a, window_size, window, percentile)
-        elapsed = (time.perf_counter() - t0) * 1e3
-        summary = {k: v for k, v in res.items() if k != "entropy_map"}
-        with self._lock:
-            self._save(fid, {"entropy": summary}, elapsed)
-        return {"frame_id": fid, **res, "computation_time_ms": elapsed}
-
-    def _segment(
-        self, a: np.ndarray, method: str, threshold: float | None, min_object_size: int, **kw: Any
-    ) -> dict[str, Any]:
-        res = _segment(a, method=method, threshold=threshold, min_object_size=min_object_size, **kw)
-        mask = res["segmentation_mask"]
-        summary = {
-            "method": res["method"],
-            "threshold": res["threshold"],
-            "num_objects": res["num_objects"],
-            "objects": res["objects"][:MAX_STORED_HOTSPOTS],
-            "foreground_fraction": float(np.mean(mask > 0)),
-        }
-        return {"summary": summary, "segmentation_mask": mask, "objects": res["objects"]}
+        """Local Shannon entropy (:func:`prism_kernels.pixels.analysis.entropy_analysis`), with
+        ``frame_id`` and ``computation_time_ms``; ``entropy_map`` only with ``return_maps``."""
+        with self.timed("entropy") as t:
+            fr = self._resolve(frame, frame_id)
+            res = analysis.finite(
+                analysis.entropy_analysis(fr.pixels, window_size, window, percentile)
+            )
+        emap = res.pop("entropy_map")
+        self._save(fr, {"entropy": res}, t.ms)
+        maps = {"entropy_map": emap} if return_maps else {}
+        return {"frame_id": fr.fid, **res, **maps, TIMING_KEY: t.ms}
 
     def segment(
         self,
@@ -377,24 +273,33 @@ class PixelsService:
         method: str = "otsu",
         threshold: float | None = None,
         min_object_size: int = 0,
+        *,
+        max_objects: int | None = None,
+        return_maps: bool = True,
         **options: Any,
     ) -> dict[str, Any]:
-        """Segmentation (:func:`prism_kernels.pixels.segment.segment`): ``segmentation_mask``
-        (uint8 ndarray), ``objects``, ``num_objects``, ``threshold``, ``method``,
-        ``foreground_fraction``, ``computation_time_ms``."""
-        t0 = time.perf_counter()
-        with self._lock:
-            fid, a = self._resolve(frame, frame_id)
-        res = self._segment(a, method, threshold, min_object_size, **options)
-        elapsed = (time.perf_counter() - t0) * 1e3
-        with self._lock:
-            self._save(fid, {"segmentation": res["summary"]}, elapsed)
+        """Segmentation (:func:`prism_kernels.pixels.analysis.segment_analysis`): ``objects``
+        (the first ``max_objects``; ``objects_listed`` says how many), ``num_objects``,
+        ``threshold``, ``method``, ``foreground_fraction``, ``frame_id``,
+        ``computation_time_ms`` and, with ``return_maps``, ``segmentation_mask``."""
+        with self.timed("segment") as t:
+            fr = self._resolve(frame, frame_id)
+            res = analysis.finite(
+                analysis.segment_analysis(fr.pixels, method, threshold, min_object_size, **options)
+            )
+        mask = res.pop("segmentation_mask")
+        objects = res.pop("objects")
+        stored = {**res, "objects": objects[: analysis.MAX_STORED_ITEMS]}
+        self._save(fr, {"segmentation": stored}, t.ms)
+        listed = objects if max_objects is None else objects[: int(max_objects)]
+        maps = {"segmentation_mask": mask} if return_maps else {}
         return {
-            "frame_id": fid,
-            **res["summary"],
-            "objects": res["objects"],
-            "segmentation_mask": res["segmentation_mask"],
-            "computation_time_ms": elapsed,
+            "frame_id": fr.fid,
+            **res,
+            "objects": listed,
+            "objects_listed": len(listed),
+            **maps,
+            TIMING_KEY: t.ms,
         }
 
     def tda(
@@ -408,23 +313,23 @@ class PixelsService:
         max_points: int | None = 500,
         method: str = "ours",
     ) -> dict[str, Any]:
-        """Persistent homology of the frame (see :func:`prism_kernels.pixels.topology.tda_summary`)."""
-        t0 = time.perf_counter()
-        with self._lock:
-            fid, a = self._resolve(frame, frame_id)
-        res = topology.tda_summary(
-            a,
-            threshold=threshold,
-            filtration=filtration,  # type: ignore[arg-type]
-            connectivity=connectivity,
-            min_persistence=min_persistence,
-            max_points=max_points,
-            method=method,
-        )
-        elapsed = (time.perf_counter() - t0) * 1e3
-        with self._lock:
-            self._save(fid, {"topology": res}, elapsed)
-        return {"frame_id": fid, **res, "computation_time_ms": elapsed}
+        """Persistent homology of the frame (:func:`prism_kernels.pixels.topology.tda_summary`),
+        with ``frame_id`` and ``computation_time_ms``."""
+        with self.timed("tda") as t:
+            fr = self._resolve(frame, frame_id)
+            res = analysis.finite(
+                topology.tda_summary(
+                    fr.pixels,
+                    threshold=threshold,
+                    filtration=filtration,  # type: ignore[arg-type]
+                    connectivity=connectivity,
+                    min_persistence=min_persistence,
+                    max_points=max_points,
+                    method=method,
+                )
+            )
+        self._save(fr, {"topology": res}, t.ms)
+        return {"frame_id": fr.fid, **res, TIMING_KEY: t.ms}
 
     def classify(
         self,
@@ -437,117 +342,57 @@ class PixelsService:
         k_sigma: float = 6.0,
         confidence_threshold: float = 0.0,
     ) -> dict[str, Any]:
-        """Signature classification with the shipped model (:mod:`prism_kernels.pixels.classify`).
+        """Signature classification (:func:`prism_kernels.pixels.analysis.classify_signatures`)
+        of ``features``, ``tracks``, or the hotspots of a frame / ``frame_id``.
 
-        Give one of: ``features`` (a dict of named features: one classification), ``tracks``
-        (per-frame hotspot statistics of each tracked hotspot, oldest first: one per track),
-        or a frame/``frame_id`` (each hotspot detected in the frame is classified from what one
-        frame shows, its peak and area; the time-series features are imputed, see
-        ``imputed``). Classifications below ``confidence_threshold`` are listed with
-        ``"accepted": False``. Stored under the frame when one is involved.
-
-        Returns
-        -------
-        dict
-            ``classifications`` ([{class, confidence, probabilities, contributions,
-            imputed, accepted, bbox{x, y, width, height} for frame hotspots}]),
-            ``class_counts``, ``model_used``, ``computation_time_ms``, and ``frame_id`` when a
-            frame was used.
+        Classifications below ``confidence_threshold`` are listed with ``"accepted": False``.
+        Stored under the frame when one is involved (the result then carries ``frame_id``);
+        ``ThreatDetected`` is published for each accepted class of :data:`THREAT_CLASSES`.
         """
-        if not 0.0 <= confidence_threshold <= 1.0:
-            raise InvalidInput("confidence_threshold", "must lie in [0, 1]")
-        given = sum(x is not None for x in (features, tracks)) + (
-            frame is not None or frame_id is not None
-        )
-        if given != 1:
-            raise InvalidInput(
-                "features", "give exactly one of features, tracks, or a frame / frame_id"
-            )
-        t0 = time.perf_counter()
-        fid = None
-        results: list[dict[str, Any]] = []
-        if features is not None:
-            results.append(_classify.classify(features))
-        elif tracks is not None:
-            if not tracks:
-                raise InvalidInput("tracks", "is empty")
-            for i, tr in enumerate(tracks):
-                try:
-                    results.append(_classify.classify_track(tr, dt))
-                except InvalidInput as exc:
-                    raise InvalidInput(f"tracks.{i}", exc.message) from exc
-        else:
-            with self._lock:
-                fid, a = self._resolve(frame, frame_id)
-            det = detect_hotspots(a.astype(np.float64), k_sigma=k_sigma)
-            for h in det.hotspots[0]:
-                r = _classify.classify(
-                    {
-                        "log_peak_intensity": math.log10(max(h["peak"], 1e-12)),
-                        "log_mean_size": math.log10(h["area"]),
-                    }
-                )
-                x, y, w, hh = h["bbox"]
-                r["bbox"] = {"x": x, "y": y, "width": w, "height": hh}
-                r["hotspot_id"] = h["id"]
-                r["x"], r["y"] = h["x"], h["y"]
-                results.append(r)
-        for r in results:
-            r["accepted"] = r["confidence"] >= confidence_threshold
-            r.pop("features", None)
-        counts = {c: 0 for c in _classify.CLASSES}
-        for r in results:
-            if r["accepted"]:
-                counts[r["class"]] += 1
-        elapsed = (time.perf_counter() - t0) * 1e3
-        out: dict[str, Any] = {
-            "classifications": results,
-            "class_counts": counts,
-            "num_classified": len(results),
-            "model_used": "multinomial_logistic_regression",
-            "model_held_out_accuracy": _classify.default_classifier().training.get(
-                "held_out_accuracy"
-            ),
-            "computation_time_ms": elapsed,
-        }
-        if fid is not None:
-            out["frame_id"] = fid
-            with self._lock:
-                self._save(
-                    fid,
-                    {"classification": {k: v for k, v in out.items() if k != "frame_id"}},
-                    elapsed,
-                )
-        if self.bus is not None:
-            for r in results:
-                if r["accepted"] and r["class"] in THREAT_CLASSES:
-                    self.bus.publish(
-                        "ThreatDetected",
-                        {
-                            "source": "pixels",
-                            "frame_id": fid,
-                            "class": r["class"],
-                            "confidence": r["confidence"],
-                            "bbox": r.get("bbox"),
-                        },
+        with self.timed("classify") as t:
+            fr = None
+            if frame is not None or frame_id is not None:
+                if features is not None or tracks is not None:
+                    raise InvalidInput(
+                        "features", "give exactly one of features, tracks, or a frame / frame_id"
                     )
+                fr = self._resolve(frame, frame_id)
+            out = analysis.classify_signatures(
+                fr.pixels if fr is not None else None,
+                tracks=tracks,
+                features=features,
+                dt=dt,
+                k_sigma=k_sigma,
+                confidence_threshold=confidence_threshold,
+            )
+        out[TIMING_KEY] = t.ms
+        if fr is not None:
+            self._save(fr, {"classification": dict(out)}, t.ms)
+            out["frame_id"] = fr.fid
+        for r in out["classifications"]:
+            if r["accepted"] and r["class"] in THREAT_CLASSES:
+                self.publish(
+                    "ThreatDetected",
+                    {
+                        "source": "pixels",
+                        "frame_id": fr.fid if fr is not None else None,
+                        "class": r["class"],
+                        "confidence": r["confidence"],
+                        "bbox": r.get("bbox"),
+                    },
+                )
         return out
 
     # ------------------------------------------------------------------ health
 
-    def health(self) -> dict[str, Any]:
-        """The archive's real state: counts, bytes held, last processed frame, timings."""
-        with self._lock:
-            rows = self.store.list(KIND)
+    def health_details(self) -> dict[str, Any]:
+        """The archive's real state: counts, bytes held, the last processed frame."""
+        rows = self.frames.page(limit=None)
         processed = [d for _, d in rows if d.get("status") == "processed"]
-        times = [
-            d["processing_time_ms"] for d in processed if d.get("processing_time_ms") is not None
-        ]
         last = max(processed, key=lambda d: d["updated"]) if processed else None
         doc_bytes = sum(len(json.dumps(d)) for _, d in rows)
         pix_bytes = sum(int(d.get("pixels_nbytes", 0)) for _, d in rows)
         return {
-            "status": "healthy",
             "frames_stored": len(rows),
             "frames_processed": len(processed),
             "frames_with_pixels": sum(1 for _, d in rows if d.get("pixels_stored")),
@@ -556,7 +401,6 @@ class PixelsService:
             "bytes": pix_bytes + doc_bytes,
             "max_frames": self.max_frames,
             "pixel_cap": PIXEL_CAP,
-            "avg_processing_time_ms": float(np.mean(times)) if times else None,
             "last_processed": None
             if last is None
             else {"frame_id": last["frame_id"], "timestamp": last["updated"]},

@@ -64,6 +64,7 @@ import numpy as np
 
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.frames import as_frames
 
 Filtration = Literal["sublevel", "superlevel"]
 
@@ -81,24 +82,10 @@ _FORWARD = {
 
 
 def _as_frames(frames: Any, field: str = "frame") -> tuple[np.ndarray, bool]:
-    """``(B, H, W)`` float64 frames and whether the input was a single 2-D frame."""
-    a = to_numpy(frames)
-    if a.dtype == object:
-        raise InvalidInput(field, "must be a numeric array")
-    try:
-        a = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(field, f"must be numeric: {exc}") from exc
-    single = a.ndim == 2
-    if a.ndim not in (2, 3):
-        raise InvalidInput(
-            field, f"must be a 2-D frame (H, W) or a batch (B, H, W); got shape {a.shape}"
-        )
-    if a.size == 0:
-        raise InvalidInput(field, f"is empty (shape {a.shape})")
-    if not np.all(np.isfinite(a)):
-        raise InvalidInput(field, "contains NaN or infinite values")
-    return (a[None] if single else a), single
+    """Host float64 ``(B, H, W)`` frames (:func:`~prism_kernels.imaging.frames.as_frames`) and
+    whether the input was a single 2-D frame."""
+    single = np.ndim(frames) == 2
+    return np.asarray(to_numpy(as_frames(frames, field)), dtype=np.float64), single
 
 
 def _check_options(connectivity: int, filtration: str) -> None:

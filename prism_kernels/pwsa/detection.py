@@ -2,26 +2,21 @@
 
 Pipeline (one call, :func:`detect_frame`):
 
-1. **Background** (:func:`estimate_background`): a low-order polynomial surface (order 1 =
-   plane, so a sensor gradient is removed) fitted by least squares with iterative
-   3-sigma clipping, batched over frames on the input's array library. The noise
-   ``sigma`` is the robust MAD estimate ``1.4826 * median(|r - median(r)|)`` of the residuals.
-2. **Threshold** at ``background + k_sigma * sigma`` (default ``k_sigma = 5``).
-3. **Connected components**: ``scipy.ndimage.label`` (8-connectivity) on the host. This is
-   the one host edge: labelling has no array-API form, so the residual map is copied with
-   :func:`prism_kernels.backend.to_numpy` there.
-4. **Hotspot measures** per component: peak and integrated background-subtracted
-   intensity, size in pixels, peak SNR (``peak / sigma``), integrated SNR
-   (``integrated / (sigma * sqrt(n_pixels))``) and a sub-pixel centroid.
-   The centroid starts at the intensity-weighted first moment of the component and is
-   refined by the Gaussian-windowed iteration used for SExtractor's ``XWIN`` positions:
-   ``x <- x + 2 * sum(w I (x_i - x)) / sum(w I)`` with ``w = exp(-r^2 / 2 s^2)``, ``s`` the
-   PSF width (given, or measured from the peak's log-curvature), over the component and its
-   background surroundings (pixels of other components excluded). For a symmetric PSF the
-   fixed point is the true centre; its noise is close to the Cramer-Rao bound, unlike a
-   thresholded moment which is biased by the threshold cut.
-5. **Classification** (:func:`classify`): a naive-Bayes likelihood model over the features
+1. **Hotspots** (:func:`find_hotspots`): the shared imaging core's detector
+   (:func:`prism_kernels.imaging.hotspots.detect`) with a low-order polynomial background
+   (order 1 = plane, so a sensor gradient is removed) fitted by least squares with iterative
+   3-sigma clipping, batched over frames on the input's array library; the robust noise
+   sigma of the residual (:mod:`prism_kernels.imaging.noise`); a threshold of ``k_sigma``
+   (default 5) sigmas above the residual's median; 8-connected components on the host;
+   per hotspot the peak and integrated background-subtracted intensity, size, peak SNR
+   (``peak / sigma``), integrated SNR (``integrated / (sigma * sqrt(n_pixels))``) and a
+   sub-pixel centroid from the Gaussian-windowed ``XWIN`` iteration, its window the PSF width
+   (given, or measured from the peak's log-curvature). For a symmetric PSF the fixed point is
+   the true centre; its noise is close to the Cramer-Rao bound. Noise can split one faint
+   PSF into several components whose centroids then converge: those are merged here.
+2. **Classification** (:func:`classify`): a naive-Bayes likelihood model over the features
    that are available (see :data:`CLASS_MODEL`).
+3. **Information metrics** (:func:`prism_kernels.pwsa.infometrics.frame_info_metrics`).
 
 Pixel coordinates: ``x`` is the column, ``y`` the row, both in pixels, pixel centres at
 integers.
@@ -36,8 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.background import Background
+from prism_kernels.imaging.frames import as_frames
+from prism_kernels.imaging.hotspots import detect
+from prism_kernels.pwsa.infometrics import frame_info_metrics
 
 #: Object classes, snake_case as in the original API's ``threat_type`` enum (section 1.4)
 #: where it has them; ``cruise_missile``, ``decoy`` and ``clutter`` are additions.
@@ -83,155 +81,6 @@ def normalize_type(name: Any, field_name: str = "threat_type") -> str:
             field_name, f"unknown type {name!r}; expected one of {', '.join(KNOWN_TYPES)}"
         )
     return snake
-
-
-# --------------------------------------------------------------------------------------
-# Input handling
-# --------------------------------------------------------------------------------------
-
-
-def as_frames(
-    pixels: Any, width: int | None = None, height: int | None = None, field_name: str = "pixels"
-) -> Any:
-    """Validate pixels and return a float64 array of shape ``(B, H, W)`` on their library.
-
-    ``pixels`` may be ``(H, W)``, ``(B, H, W)`` or a flat row-major sequence with
-    ``width`` and ``height`` given (the REST ``IrFrameData`` form).
-    """
-    if pixels is None:
-        raise InvalidInput(field_name, "no pixels given")
-    if isinstance(pixels, (list, tuple)):
-        try:
-            pixels = np.asarray(pixels, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(field_name, f"pixels must be numbers: {exc}") from exc
-    xp = get_namespace(pixels)
-    x = pixels
-    if width is not None or height is not None:
-        if width is None or height is None or int(width) < 1 or int(height) < 1:
-            raise InvalidInput("ir_frame.width", "width and height must both be positive integers")
-        n = 1
-        for s in x.shape:
-            n *= int(s)
-        if n != int(width) * int(height):
-            raise InvalidInput(
-                field_name,
-                f"{n} pixel values do not match width*height = {int(width)}*{int(height)}",
-                expected=int(width) * int(height),
-                received=n,
-            )
-        x = xp.reshape(x, (int(height), int(width)))
-    if x.ndim == 2:
-        x = x[None, ...]
-    if x.ndim != 3:
-        raise InvalidInput(
-            field_name, f"expected a (H, W) frame or a (B, H, W) stack, got shape {tuple(x.shape)}"
-        )
-    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
-        raise InvalidInput(field_name, f"empty frame, shape {tuple(x.shape)}")
-    x = xp.astype(x, xp.float64)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise InvalidInput(field_name, "pixels contain NaN or infinite values")
-    return x
-
-
-# --------------------------------------------------------------------------------------
-# Background
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Background:
-    """Background model of a frame stack.
-
-    ``model`` is ``(B, H, W)`` on the input's array library; ``sigma`` is ``(B,)`` noise
-    standard deviations (host floats), ``nan`` where fewer than 9 pixels make the noise
-    inestimable; ``level`` is the median background per frame.
-    """
-
-    model: Any
-    sigma: np.ndarray
-    level: np.ndarray
-
-
-def _median_last(xp: Any, a: Any) -> Any:
-    s = xp.sort(a, axis=-1)
-    n = s.shape[-1]
-    if n % 2:
-        return s[..., n // 2]
-    return 0.5 * (s[..., n // 2 - 1] + s[..., n // 2])
-
-
-def estimate_background(
-    frames: Any, order: int = 1, clip: float = 3.0, n_iter: int = 3
-) -> Background:
-    """Robust polynomial background of ``frames`` ``(B, H, W)`` (or ``(H, W)``).
-
-    Fits ``sum c_ij u^i v^j`` (``i + j <= order``, ``u, v`` the column/row coordinates
-    scaled to [-1, 1]) by least squares, then refits ``n_iter`` times on the pixels whose
-    residual is within ``clip`` robust sigmas, so hotspots do not pull the surface. Batched
-    over frames on the input's array library (``xp.linalg.solve``).
-
-    Returns
-    -------
-    Background
-        Surface, MAD noise sigma (``nan`` below 9 pixels) and median level per frame.
-    """
-    if order not in (0, 1, 2):
-        raise InvalidInput("background_order", "order must be 0, 1 or 2")
-    x = as_frames(frames)
-    xp = get_namespace(x)
-    b, h, w = x.shape
-    p = h * w
-    # Keep the fit well determined: at least 3 pixels per coefficient.
-    n_coef = {0: 1, 1: 3, 2: 6}
-    while order > 0 and p < 3 * n_coef[order]:
-        order -= 1
-    y = xp.reshape(x, (b, p))
-    cols = xp.astype(xp.arange(p) % w, xp.float64)
-    rows = xp.astype(xp.arange(p) // w, xp.float64)
-    u = (2.0 * cols / max(w - 1, 1)) - 1.0
-    v = (2.0 * rows / max(h - 1, 1)) - 1.0
-    terms = [xp.ones_like(u)]
-    if order >= 1:
-        terms += [u, v]
-    if order >= 2:
-        terms += [u * u, u * v, v * v]
-    a = xp.stack(terms, axis=-1)  # (P, m)
-    m = a.shape[-1]
-    mask = xp.ones((b, p), dtype=xp.float64)
-    eye = xp.eye(m, dtype=xp.float64)
-    sigma = None
-    for _ in range(n_iter + 1):
-        aw = a[None, :, :] * mask[:, :, None]  # (B, P, m)
-        at = xp.permute_dims(aw, (0, 2, 1))
-        lhs = xp.matmul(at, a[None, :, :]) + 1e-9 * p * eye
-        rhs = xp.matmul(at, y[:, :, None])
-        coef = xp.linalg.solve(lhs, rhs)
-        model = xp.matmul(a[None, :, :], coef)[:, :, 0]
-        r = y - model
-        med = _median_last(xp, r)
-        sigma = 1.4826 * _median_last(xp, xp.abs(r - med[:, None]))
-        keep = xp.abs(r - med[:, None]) <= clip * xp.maximum(sigma, 1e-12)[:, None]
-        mask = xp.astype(keep, xp.float64)
-        # A frame whose clip leaves too few pixels keeps every pixel.
-        few = xp.sum(mask, axis=-1) < 3 * m
-        mask = xp.where(few[:, None], xp.ones_like(mask), mask)
-    sig = to_numpy(sigma).astype(np.float64).copy()
-    # A MAD of 0 (over half the pixels equal, e.g. a noiseless or quantised frame) falls
-    # back to the residual standard deviation; a floor of 1e-6 of the level keeps a
-    # perfectly flat frame from "detecting" rounding errors.
-    zero = sig <= 0
-    if np.any(zero):
-        std = to_numpy(xp.std(r, axis=-1)).astype(np.float64)
-        sig = np.where(zero, std, sig)
-    lvl = np.abs(to_numpy(_median_last(xp, model)).astype(np.float64))
-    sig = np.maximum(sig, 1e-6 * np.maximum(lvl, 1.0))
-    if p < 9:
-        sig[:] = np.nan
-    model3 = xp.reshape(model, (b, h, w))
-    level = to_numpy(_median_last(xp, model)).astype(np.float64)
-    return Background(model=model3, sigma=sig, level=level)
 
 
 # --------------------------------------------------------------------------------------
@@ -294,83 +143,6 @@ class Hotspot:
         return d
 
 
-def _log_curvature_sigma(res: np.ndarray, fi: int, r: int, c: int) -> float:
-    """PSF width from the log-intensity curvature at the peak (Gaussian: exact)."""
-    _, h, w = res.shape
-    est = []
-    if 0 < c < w - 1:
-        trip = res[fi, r, c - 1 : c + 2]
-        if np.all(trip > 0):
-            d2 = math.log(trip[0]) - 2 * math.log(trip[1]) + math.log(trip[2])
-            if d2 < 0:
-                est.append(math.sqrt(-1.0 / d2))
-    if 0 < r < h - 1:
-        trip = res[fi, r - 1 : r + 2, c]
-        if np.all(trip > 0):
-            d2 = math.log(trip[0]) - 2 * math.log(trip[1]) + math.log(trip[2])
-            if d2 < 0:
-                est.append(math.sqrt(-1.0 / d2))
-    if not est:
-        return 1.0
-    return float(np.clip(np.mean(est), 0.5, 4.0))
-
-
-def _windowed_centroids(
-    res: np.ndarray,
-    frame_idx: np.ndarray,
-    x0: np.ndarray,
-    y0: np.ndarray,
-    s: np.ndarray,
-    n_iter: int = 30,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gaussian-windowed centroid iteration and aperture flux, vectorised over hotspots."""
-    _, h, w = res.shape
-    rad = int(min(12, math.ceil(4.0 * float(np.max(s)))))
-    off = np.arange(-rad, rad + 1)
-    x = x0.copy()
-    y = y0.copy()
-    cx = np.rint(x0).astype(int)
-    cy = np.rint(y0).astype(int)
-    cols = cx[:, None, None] + off[None, None, :]  # (K,1,P)
-    rows = cy[:, None, None] + off[None, :, None]  # (K,P,1)
-    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    cc = np.clip(cols, 0, w - 1)
-    rr = np.clip(rows, 0, h - 1)
-    fi = frame_idx[:, None, None]
-    vals = np.where(inside, res[fi, rr, cc], 0.0)
-    colsf = np.broadcast_to(cols, vals.shape).astype(np.float64)
-    rowsf = np.broadcast_to(rows, vals.shape).astype(np.float64)
-    s2 = (2.0 * s * s)[:, None, None]
-    active = np.ones(x.shape, dtype=bool)
-    for _ in range(n_iter):
-        dx = colsf - x[:, None, None]
-        dy = rowsf - y[:, None, None]
-        wgt = np.exp(-(dx * dx + dy * dy) / s2) * vals
-        tot = wgt.sum(axis=(1, 2))
-        good = active & (tot > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sx = 2.0 * (wgt * dx).sum(axis=(1, 2)) / tot
-            sy = 2.0 * (wgt * dy).sum(axis=(1, 2)) / tot
-        nx = np.where(good, x + sx, x)
-        ny = np.where(good, y + sy, y)
-        # Never wander off the component: keep the moment centroid if it does.
-        wander = (np.abs(nx - x0) > 2.0) | (np.abs(ny - y0) > 2.0)
-        nx = np.where(wander, x0, nx)
-        ny = np.where(wander, y0, ny)
-        active &= ~wander
-        step = np.maximum(np.abs(nx - x), np.abs(ny - y))
-        x, y = nx, ny
-        if np.all(step < 1e-6):
-            break
-    # Aperture flux: background-subtracted sum within 3 s of the centroid (98.9 % of a
-    # Gaussian PSF), independent of where the threshold cut the component.
-    dx = colsf - x[:, None, None]
-    dy = rowsf - y[:, None, None]
-    ap = (dx * dx + dy * dy) <= (3.0 * s[:, None, None]) ** 2
-    flux = np.where(ap, vals, 0.0).sum(axis=(1, 2))
-    return x, y, flux
-
-
 def find_hotspots(
     frames: Any,
     k_sigma: float = 5.0,
@@ -384,115 +156,78 @@ def find_hotspots(
     Parameters
     ----------
     frames : array
-        ``(H, W)`` or ``(B, H, W)`` pixels (validated by :func:`as_frames`).
+        ``(H, W)`` or ``(B, H, W)`` pixels (validated by
+        :func:`~prism_kernels.imaging.frames.as_frames`).
     k_sigma : float
-        Detection threshold in robust noise sigmas above the background.
+        Detection threshold in robust noise sigmas above the residual's median.
     background_order : int
         Polynomial order of the background surface (0, 1, 2).
     min_pixels : int
         Smallest component kept.
     psf_sigma : float, optional
         PSF width in pixels for the centroid window; measured per hotspot when omitted.
+    background : Background, optional
+        A background already fitted to ``frames``
+        (:func:`~prism_kernels.imaging.background.fit_background`).
 
     Returns
     -------
     (list[Hotspot], Background)
-        Hotspots sorted by frame then decreasing peak.
+        Hotspots sorted by frame then decreasing peak; the background with its noise sigma
+        (``nan`` below 9 pixels: nothing is detected there).
     """
-    from scipy import ndimage  # host edge: connected components
-
-    if not (k_sigma > 0 and math.isfinite(k_sigma)):
-        raise InvalidInput("k_sigma", "k_sigma must be a positive number")
-    if psf_sigma is not None and not (0 < psf_sigma <= 20):
-        raise InvalidInput("psf_sigma", "psf_sigma must be in (0, 20] pixels")
-    frames = as_frames(frames)
-    bg = (
-        background
-        if background is not None
-        else estimate_background(frames, order=background_order)
+    det = detect(
+        frames,
+        k_sigma,
+        background=background if background is not None else "polynomial",
+        order=background_order,
+        min_area=max(int(min_pixels), 1),
+        psf_sigma=psf_sigma,
+        field="pixels",
     )
-    res = to_numpy(frames - bg.model).astype(np.float64)
-    sig = bg.sigma
-    hot: list[Hotspot] = []
-    valid = np.isfinite(sig)
-    if not np.any(valid):
-        return hot, bg
-    thr = np.where(valid, k_sigma * np.where(np.isfinite(sig), sig, 0.0), np.inf)
-    above = res > thr[:, None, None]
-    above[~valid] = False
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # 8-connectivity inside a frame, never across frames
-    labels, n = ndimage.label(above, structure=structure)
-    if n == 0:
-        return hot, bg
-    ids = np.arange(1, n + 1)
-    pos = np.clip(res, 0.0, None)
-    integ = ndimage.sum_labels(res, labels, ids)
-    counts = ndimage.sum_labels(np.ones_like(res), labels, ids).astype(int)
-    peaks = ndimage.maximum(res, labels, ids)
-    peak_pos = ndimage.maximum_position(res, labels, ids)
-    com = ndimage.center_of_mass(pos, labels, ids)
-    slices = ndimage.find_objects(labels)
-    keep = counts >= max(int(min_pixels), 1)
-    if not np.any(keep):
-        return hot, bg
-    fidx = np.array([p[0] for p in peak_pos], dtype=int)
-    x0 = np.array([c[2] for c in com])
-    y0 = np.array([c[1] for c in com])
-    if psf_sigma is None:
-        s = np.array([_log_curvature_sigma(res, p[0], p[1], p[2]) for p in peak_pos])
-    else:
-        s = np.full(n, float(psf_sigma))
-    sel = np.nonzero(keep)[0]
-    xs, ys, flux = _windowed_centroids(res, fidx[sel], x0[sel], y0[sel], s[sel])
-    raw = to_numpy(frames)
+    h = det.hotspots
+    sig = det.background.sigma
     # Noise can split one faint PSF into several components whose windowed centroids then
     # converge to the same point: merge components of a frame whose centroids lie within
     # max(1, s) px of a brighter one (sizes and sums add up, the brighter one's peak wins).
-    merged_into = np.full(sel.size, -1)
-    order = sorted(range(sel.size), key=lambda j: (fidx[sel[j]], -peaks[sel[j]]))
+    into = np.full(len(h), -1)
     kept: list[int] = []
-    for j in order:
+    for j in sorted(range(len(h)), key=lambda j: (h.frame[j], -h.peak[j])):
         for q in kept:
-            if fidx[sel[q]] == fidx[sel[j]] and math.hypot(xs[q] - xs[j], ys[q] - ys[j]) <= max(
-                1.0, s[sel[q]]
+            if h.frame[q] == h.frame[j] and math.hypot(h.x[q] - h.x[j], h.y[q] - h.y[j]) <= max(
+                1.0, h.psf_sigma[q]
             ):
-                merged_into[j] = q
+                into[j] = q
                 break
         else:
             kept.append(j)
-    extra_int = np.zeros(sel.size)
-    extra_cnt = np.zeros(sel.size, dtype=int)
-    for j in range(sel.size):
-        q = merged_into[j]
-        if q >= 0:
-            extra_int[q] += integ[sel[j]]
-            extra_cnt[q] += counts[sel[j]]
+    integ = h.integrated.astype(np.float64).copy()
+    area = h.area.astype(np.int64).copy()
+    for j in np.flatnonzero(into >= 0):
+        integ[into[j]] += h.integrated[j]
+        area[into[j]] += h.area[j]
+    hot: list[Hotspot] = []
     for j in kept:
-        i = sel[j]
-        f, r, c = peak_pos[i]
-        sg = float(sig[f])
-        sl = slices[i]
+        sg = float(sig[h.frame[j]])
+        r0, c0, r1, c1 = (int(v) for v in h.bbox[j])
         hot.append(
             Hotspot(
-                frame_index=int(f),
-                x=float(xs[j]),
-                y=float(ys[j]),
-                peak=float(peaks[i]),
-                peak_value=float(raw[f, r, c]),
-                integrated=float(integ[i] + extra_int[j]),
-                n_pixels=int(counts[i] + extra_cnt[j]),
-                snr=float(peaks[i] / sg),
-                integrated_snr=float(
-                    (integ[i] + extra_int[j]) / (sg * math.sqrt(counts[i] + extra_cnt[j]))
-                ),
-                flux=float(flux[j]),
-                psf_sigma=float(s[i]),
-                bbox=[int(sl[1].start), int(sl[2].start), int(sl[1].stop - 1), int(sl[2].stop - 1)],
+                frame_index=int(h.frame[j]),
+                x=float(h.x[j]),
+                y=float(h.y[j]),
+                peak=float(h.peak[j]),
+                peak_value=float(h.value[j]),
+                integrated=float(integ[j]),
+                n_pixels=int(area[j]),
+                snr=float(h.peak[j] / sg),
+                integrated_snr=float(integ[j] / (sg * math.sqrt(area[j]))),
+                flux=float(h.flux[j]),
+                psf_sigma=float(h.psf_sigma[j]),
+                bbox=[r0, c0, r1 - 1, c1 - 1],
             )
         )
     hot.sort(key=lambda hs: (hs.frame_index, -hs.peak))
-    return hot, bg
+    return hot, det.background
 
 
 def link_hotspots(
@@ -731,7 +466,9 @@ class DetectionResult:
     ``threat_type`` / ``confidence`` / ``probabilities`` classify the primary hotspot, the
     brightest one in the last frame; ``"none"`` with ``confidence=None`` when no hotspot
     passes the threshold. ``noise_sigma`` is ``None`` when the frame is too small (< 9
-    pixels) to estimate noise, in which case nothing is detected.
+    pixels) to estimate noise, in which case nothing is detected. ``threshold`` is the
+    residual level (counts above background) a pixel had to exceed: the residual's median
+    plus ``k_sigma`` noise sigmas.
     """
 
     frame_shape: tuple[int, int]
@@ -811,7 +548,7 @@ def detect_frame(
         Empty frames, NaN/inf pixels, a pixel count that does not match ``width*height``,
         a non-positive ``k_sigma`` or ``frame_interval``.
     """
-    frames = as_frames(pixels, width=width, height=height)
+    frames = as_frames(pixels, "pixels", width=width, height=height)
     if not (frame_interval > 0 and math.isfinite(frame_interval)):
         raise InvalidInput("frame_interval", "frame_interval must be a positive number of seconds")
     hot, bg = find_hotspots(
@@ -828,10 +565,9 @@ def detect_frame(
     last = [hs for hs in hot if hs.frame_index == b - 1]
     primary = max(last, key=lambda hs: hs.peak) if last else None
     sig = float(bg.sigma[-1]) if np.isfinite(bg.sigma[-1]) else None
+    thr = float(bg.center[-1]) + k_sigma * sig if sig is not None else None
     metrics = None
     if compute_metrics:
-        from prism_kernels.pwsa.infometrics import frame_info_metrics
-
         metrics = frame_info_metrics(frames, background=bg, hotspot=primary)
     feats: dict[str, float] = {}
     if primary is None:
@@ -840,7 +576,7 @@ def detect_frame(
             n_frames=b,
             background_level=float(bg.level[-1]),
             noise_sigma=sig,
-            threshold=k_sigma * sig if sig is not None else None,
+            threshold=thr,
             k_sigma=float(k_sigma),
             hotspots=hot,
             threat_type="none",
@@ -858,7 +594,7 @@ def detect_frame(
         n_frames=b,
         background_level=float(bg.level[-1]),
         noise_sigma=sig,
-        threshold=k_sigma * sig if sig is not None else None,
+        threshold=thr,
         k_sigma=float(k_sigma),
         hotspots=hot,
         threat_type=cls.threat_type,

@@ -5,7 +5,9 @@ All quantities are in bits. They are plug-in (histogram) estimates computed on t
 ``to_numpy``). A metric that the input does not define is ``None``, never a filler number.
 
 Definitions, for the *current* frame ``X`` (the last of a stack), background model ``B`` and
-robust noise sigma ``s`` from :func:`prism_kernels.pwsa.detection.estimate_background`:
+robust noise sigma ``s`` from :func:`prism_kernels.imaging.background.fit_background` (the
+polynomial surface of :mod:`prism_kernels.pwsa.detection`). Histograms, their binning and
+entropies are the imaging core's (:mod:`prism_kernels.imaging.entropy`):
 
 ``entropy``
     ``H(X) = -sum p_k log2 p_k`` of the intensity histogram with ``bins`` equal-width bins
@@ -53,9 +55,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtr
 
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.background import Background, fit_background
+from prism_kernels.imaging.entropy import entropy_of_counts, histogram_entropy, uniform_codes
+from prism_kernels.imaging.frames import as_frames
+from prism_kernels.imaging.noise import frame_noise
 
 
 @dataclass
@@ -80,23 +87,6 @@ class InfoTheoryMetrics:
         return d
 
 
-def _entropy_counts(counts: np.ndarray) -> float:
-    c = counts[counts > 0].astype(np.float64)
-    if c.size == 0:
-        return 0.0
-    p = c / c.sum()
-    return float(max(-(p * np.log2(p)).sum(), 0.0))
-
-
-def _uniform_codes(x: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-width bin index in ``[0, bins)`` over the range of ``x``."""
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if hi <= lo:
-        return np.zeros(x.shape, dtype=np.int64)
-    idx = np.floor((x - lo) / (hi - lo) * bins).astype(np.int64)
-    return np.clip(idx, 0, bins - 1)
-
-
 def _quantile_codes(x: np.ndarray, bins: int) -> np.ndarray:
     """Equiprobable bin index (edges at quantiles; ties collapse bins)."""
     edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -108,15 +98,7 @@ def _joint_entropy(*codes: np.ndarray) -> float:
     for c in codes:
         key = key * (int(c.max()) + 1) + c
     _, counts = np.unique(key, return_counts=True)
-    return _entropy_counts(counts)
-
-
-def entropy_bits(x: Any, bins: int = 64) -> float:
-    """Shannon entropy (bits) of the equal-width ``bins``-bin histogram of ``x``."""
-    a = np.asarray(to_numpy(x), dtype=np.float64).reshape(-1)
-    if a.size == 0:
-        raise InvalidInput("pixels", "empty input")
-    return _entropy_counts(np.bincount(_uniform_codes(a, bins), minlength=bins))
+    return entropy_of_counts(counts)
 
 
 def mutual_information_bits(x: Any, y: Any, bins: int = 16) -> float:
@@ -127,7 +109,7 @@ def mutual_information_bits(x: Any, y: Any, bins: int = 16) -> float:
         raise InvalidInput("reference", f"shapes differ: {a.size} vs {b.size} values")
     if a.size == 0:
         raise InvalidInput("pixels", "empty input")
-    ca, cb = _uniform_codes(a, bins), _uniform_codes(b, bins)
+    ca, cb = uniform_codes(a, bins, field="pixels"), uniform_codes(b, bins, field="reference")
     mi = _joint_entropy(ca) + _joint_entropy(cb) - _joint_entropy(ca, cb)
     return float(max(mi, 0.0))
 
@@ -161,13 +143,11 @@ def _transfer_entropy(frames: np.ndarray, bins: int) -> float | None:
 
 
 def _kl_to_background(x: np.ndarray, model: np.ndarray, sigma: float, bins: int) -> float:
-    from scipy.special import ndtr
-
     lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
         hi = lo + sigma
     edges = np.linspace(lo, hi, bins + 1)
-    p = np.bincount(_uniform_codes(x, bins), minlength=bins).astype(np.float64)
+    p = np.bincount(uniform_codes(x, bins), minlength=bins).astype(np.float64)
     p /= p.sum()
     # Model mass per bin: inner edges only, end bins open to +-inf. The smooth model is
     # grouped on a sigma/64 grid first (exact to ~1e-3 sigma, far below bin widths).
@@ -214,22 +194,22 @@ def frame_info_metrics(
     frames : array
         ``(H, W)`` or ``(B, H, W)``, time-ordered; the last frame is assessed.
     background : Background or array, optional
-        A :class:`~prism_kernels.pwsa.detection.Background` (model and sigma) or a
+        A :class:`~prism_kernels.imaging.background.Background` (model and sigma) or a
         background model array shaped like ``frames``; estimated when omitted.
     hotspot : Hotspot, optional
         The primary hotspot, for ``fisher_information``.
     noise_sigma : float, optional
         Known noise standard deviation (counts); otherwise the background's robust
-        estimate, or the MAD of ``X - B`` when a bare background array is given.
+        estimate, or that of ``X - B``
+        (:func:`~prism_kernels.imaging.noise.frame_noise`) when a bare background array is
+        given.
     """
-    from prism_kernels.pwsa.detection import Background, as_frames, estimate_background
-
     for name, val in (("bins", bins), ("joint_bins", joint_bins), ("te_bins", te_bins)):
         if int(val) < 2:
             raise InvalidInput(name, "need at least 2 bins")
-    fr = as_frames(frames)
+    fr = as_frames(frames, "pixels")
     if background is None:
-        background = estimate_background(fr)
+        background = fit_background(fr, "polynomial")
     if isinstance(background, Background):
         model = np.asarray(to_numpy(background.model), dtype=np.float64)
         sigma = float(background.sigma[-1])
@@ -252,14 +232,13 @@ def frame_info_metrics(
             raise InvalidInput("noise_sigma", "noise_sigma must be positive")
         sigma = float(noise_sigma)
     if not math.isfinite(sigma):
-        r = (cur - bmod).reshape(-1)
-        sigma = float(1.4826 * np.median(np.abs(r - np.median(r)))) if r.size >= 9 else float("nan")
+        sigma = float(frame_noise(cur - bmod, bmod)[1][0])
     sig_ok = math.isfinite(sigma) and sigma > 0
 
-    ent = entropy_bits(cur, bins)
+    ent = histogram_entropy(cur, bins)
     rate = None
     if cur.shape[1] >= 2:
-        left = _uniform_codes(cur, joint_bins)
+        left = uniform_codes(cur, joint_bins)
         a, b = left[:, :-1].reshape(-1), left[:, 1:].reshape(-1)
         rate = float(max(_joint_entropy(a, b) - _joint_entropy(a), 0.0))
     if host.shape[0] >= 2:
@@ -320,10 +299,10 @@ def series_info_metrics(values: Any) -> InfoTheoryMetrics:
     def block_entropy(k: int) -> float:
         win = np.lib.stride_tricks.sliding_window_view(d, k)
         _, counts = np.unique(win, axis=0, return_counts=True)
-        return _entropy_counts(counts)
+        return entropy_of_counts(counts)
 
     _, counts = np.unique(d, return_counts=True)
-    ent = _entropy_counts(counts)
+    ent = entropy_of_counts(counts)
     rate = block_entropy(5) - block_entropy(4) if x.size >= 6 else 0.0
     cap = math.log2(1.0 + float(np.mean(x * x)) / 0.01)
     var = float(np.var(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 
 import numpy as np
@@ -15,6 +16,7 @@ from prism_kernels.pixels import topology
 from prism_kernels.pixels.scene import thermal_scene
 from prism_kernels.pixels.service import PixelsService
 from prism_kernels.pixels.signatures import generate_signature
+from prism_kernels.service import TIMING_KEY, DomainService
 from prism_kernels.store import Store
 
 
@@ -130,7 +132,9 @@ def test_bound_pixel_cap_and_health(monkeypatch, rng):
     assert h0["frames_stored"] == 0 and h0["last_processed"] is None and h0["bytes"] == 0
     for i in range(5):
         svc.put_frame(rng.random((8, 8)), i)
-    assert [f["frame_id"] for f in svc.list_frames()] == ["2", "3", "4"]
+    # The archive lists newest first (the shared order of every domain).
+    assert [f["frame_id"] for f in svc.list_frames()] == ["4", "3", "2"]
+    assert [f["frame_id"] for f in svc.list_frames(limit=1, offset=1)] == ["3"]
     with pytest.raises(NotFound):
         svc.get_frame(0)
     h = svc.health()
@@ -190,3 +194,65 @@ def test_concurrent_processing(rng):
     for fid in frames:
         assert set(svc.get_frame(fid)["results"]) == {"topology", "entropy"}
     assert svc.health()["frames_processed"] == 8
+
+
+def test_shared_shape_delete_and_timing(svc, scene):
+    img, _ = scene
+    assert isinstance(svc, DomainService) and svc.domain == "pixels"
+    assert svc.events == ("ThreatDetected",)
+    out = svc.process(img, "t")
+    assert out[TIMING_KEY] > 0 and "processing_time_ms" not in out
+    assert svc.get_frame("t")[TIMING_KEY] == out[TIMING_KEY]
+    h = svc.health()
+    assert h["domain"] == "pixels" and h["stored"] == {"frame": 1}
+    assert h["operations"]["process"]["count"] == 1
+    svc.delete_frame("t")
+    with pytest.raises(NotFound):
+        svc.delete_frame("t")
+    with pytest.raises(NotFound):
+        svc.get_frame("t")
+
+
+def test_refused_request_changes_nothing(svc, scene):
+    img, _ = scene
+    with pytest.raises(InvalidInput):
+        svc.entropy(img, "new", window_size=0)
+    with pytest.raises(InvalidInput):
+        svc.segment(img, "new", method="kmeans")
+    with pytest.raises(InvalidInput):
+        svc.process(img, "new", k_sigma=-1.0)
+    assert svc.list_frames() == []
+    svc.put_frame(img, "kept")
+    before = svc.get_frame("kept")
+    with pytest.raises(InvalidInput):
+        svc.tda(frame_id="kept", min_persistence=-1.0)
+    with pytest.raises(InvalidInput):  # other pixels under the same id, refused: old ones stay
+        svc.segment(img[:20, :20], "kept", method="kmeans")
+    assert svc.get_frame("kept") == before
+    assert np.array_equal(svc.get_pixels("kept"), img)
+
+
+def test_small_frame_with_one_hot_pixel_is_answered(svc):
+    # Issue 10 item 6: a valid 8x8 frame with one hot pixel used to be refused because a
+    # derived statistic (the SNR over a zero noise estimate) was infinite.
+    f = np.full((8, 8), 100, dtype=np.uint16)
+    f[3, 4] = 1000
+    out = svc.process(f, "hot", compute_entropy=True, compute_tda=True, compute_segmentation=True)
+    json.dumps(svc.get_frame("hot"), allow_nan=False)
+    for h in out["hotspots"]:
+        assert h["snr"] is None or math.isfinite(h["snr"])
+    assert [(round(h["x"]), round(h["y"])) for h in out["hotspots"]] == [(4, 3)]
+    cls = svc.classify(frame_id="hot")
+    assert cls["num_classified"] == 1
+    json.dumps(cls, allow_nan=False)
+
+
+def test_non_finite_statistics_are_none(svc):
+    # Values near the float64 limit overflow sums: such statistics come back as None.
+    f = np.full((8, 8), 1e308)
+    f[::2] = -1e308
+    out = svc.process(f, "huge")
+    assert out["stats"]["mean"] is None or math.isfinite(out["stats"]["mean"])
+    assert out["stats"]["std"] is None
+    json.dumps({k: v for k, v in out.items()}, allow_nan=False)
+    json.dumps(svc.get_frame("huge"), allow_nan=False)

@@ -17,30 +17,41 @@ objects when it was sent compact and ``return_maps`` is true, and not at all wit
 ``return_maps: false`` (the default for compact frames).
 
 Options are accepted at the top level and, as the original server and notebooks 02 and 04
-send them, inside ``processing_options`` (top-level values win).
+send them, inside ``processing_options`` (top-level values win). The request models adapt
+both (their ``args()`` give the service its plain arguments); the response models encode the
+maps in the request's form. A statistic that is not a finite number is ``null``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, RootModel, field_validator
+from pydantic import Field, RootModel, WithJsonSchema, field_validator, model_validator
 
 from prism_kernels.errors import InvalidInput
-from prism_kernels.names import snake_case as _snake
 from prism_kernels.pixels.frames import decode_frame, encode_frame
-from prism_kernels.pixels.processing import estimate_background
 from prism_kernels.pixels.service import PixelsService
-from widgets.server.models import ApiModel, ApiResponse
+from widgets.server.models import ApiModel, ApiResponse, DomainHealth, NameChoice, Page, Timed
 from widgets.server.routing import Request, RouteGroup
-
-ROUTES = RouteGroup(
-    "pixels", "IR frames: hotspots, entropy, segmentation, topology, classification"
-)
 
 MAX_SIDE = 16384
 SEGMENT_METHODS = ("otsu", "multi_otsu", "adaptive", "adaptive_mean", "watershed", "fixed")
+SegmentMethod = NameChoice(*SEGMENT_METHODS, description="Segmentation method")
+Filtration = NameChoice(
+    "superlevel", "sublevel", description="superlevel: a hotspot is a class born at its peak"
+)
+TdaMethod = NameChoice(
+    "ours",
+    "gudhi",
+    description="gudhi (C++, fastest on a CPU) or ours (the array union-find; same diagram)",
+)
+
+#: A small frame that every POST example uses: 8 x 8 counts of 100 with one hot pixel.
+_EXAMPLE_FRAME = {"width": 8, "height": 8, "pixels": [100] * 27 + [1000] + [100] * 36}
+
+Num = float | None  # a computed statistic: null when it is not a finite number
 
 
 # ---------------------------------------------------------------- frames
@@ -59,7 +70,8 @@ class FrameIn(ApiModel):
         None, ge=1, le=MAX_SIDE, description="Flat form: frame height (pixels)"
     )
     pixels: list[float] | None = Field(
-        None, description="Flat form: width*height intensities, row-major (u16 in the original)"
+        None,
+        description="Flat form: width*height intensities (counts), row-major (u16 in the original)",
     )
     pixels_b64: str | None = Field(
         None, description="Compact form: base64 of the raw little-endian pixel bytes"
@@ -127,37 +139,217 @@ class FrameIn(ApiModel):
     def maps_wanted(self) -> bool:
         return (not self.compact()) if self.return_maps is None else bool(self.return_maps)
 
+    def map_form(self) -> bool:
+        """True when maps go back in the compact form (the form the frame came in)."""
+        return self.compact()
 
-def _encode_map(m: np.ndarray, compact: bool, decimals: int | None = None) -> Any:
-    """A per-pixel map in the request's form: flat list, or ``{pixels_b64, dtype, shape}``."""
-    if compact:
-        if m.dtype.kind == "f":
-            m = m.astype(np.float32)
-        return encode_frame(m)
-    if decimals is not None and m.dtype.kind == "f":
-        m = np.round(m, decimals)
-    return m.ravel().tolist()
-
-
-def _opt(body: Any, opts: Any, name: str, default: Any = None, alias: str | None = None) -> Any:
-    """A top-level option, else the same (or ``alias``) name in ``processing_options``."""
-    v = getattr(body, name, None)
-    if v is not None:
-        return v
-    if opts is not None:
+    def option(self, name: str, default: Any = None, alias: str | None = None) -> Any:
+        """A top-level option, else the same (or ``alias``) name in ``processing_options``."""
+        v = getattr(self, name, None)
+        if v is not None:
+            return v
+        opts = getattr(self, "processing_options", None)
         for n in (name, alias):
-            if n is not None and getattr(opts, n, None) is not None:
-                return getattr(opts, n)
-    return default
+            v = getattr(opts, n, None) if n is not None else None
+            if v is not None:
+                return v
+        return default
 
 
 class CompactArray(ApiResponse):
-    pixels_b64: str
+    """A per-pixel map in the compact form."""
+
+    pixels_b64: str = Field(description="base64 of the little-endian bytes")
     dtype: str
-    shape: list[int]
+    shape: list[int] = Field(description="[height, width]")
 
 
-MapOut = list[float] | CompactArray | None
+#: A flat map: width*height values, row-major, keeping their JSON type (booleans for masks,
+#: integers for labels, floats). Its items are not validated one by one: a 640 x 480 map is
+#: 307,200 of them (0.4 s per map for a per-item union check; the list itself is checked).
+FlatMap = Annotated[
+    list[Any],
+    WithJsonSchema({"type": "array", "items": {"type": ["number", "boolean", "null"]}}),
+]
+MapOut = FlatMap | CompactArray | None
+
+
+class MapsResult(Timed):
+    """A result that may carry per-pixel maps; :meth:`from_service` encodes them."""
+
+    timing_aliases: ClassVar[tuple[str, ...]] = ("processing_time_ms",)
+    #: Map keys and the decimals their flat form is rounded to (None: exact).
+    MAPS: ClassVar[dict[str, int | None]] = {}
+
+    processing_time_ms: float = Field(description="Same as computation_time_ms (original name)")
+
+    @classmethod
+    def from_service(cls, result: Mapping[str, Any], compact: bool) -> dict[str, Any]:
+        """The service's result with its maps as flat row-major lists, or compact objects."""
+        out = dict(result)
+        for key, decimals in cls.MAPS.items():
+            if out.get(key) is None:
+                continue
+            m = np.asarray(out[key])
+            if compact:
+                out[key] = encode_frame(m.astype(np.float32) if m.dtype.kind == "f" else m)
+            else:  # flat, as an array: the server's JSON conversion is one tolist() call
+                if decimals is not None and m.dtype.kind == "f":
+                    m = np.round(m, decimals)
+                out[key] = m.ravel()
+        return out
+
+
+# ---------------------------------------------------------------- shared result parts
+
+
+class FrameStats(ApiResponse):
+    """Statistics of the frame's values (counts)."""
+
+    mean: Num
+    std: Num = Field(description="Population standard deviation")
+    min: Num
+    max: Num
+    median: Num
+    mad_sigma: Num = Field(description="Robust sigma of the values (1.4826 x median |x - median|)")
+    noise_sigma: Num = Field(description="White-noise sigma from neighbouring-pixel differences")
+    p1: Num
+    p5: Num
+    p25: Num
+    p50: Num
+    p75: Num
+    p95: Num
+    p99: Num
+
+
+class ExtractedFeatures(ApiResponse):
+    mean_intensity: Num = Field(description="counts")
+    std_intensity: Num = Field(description="counts")
+    shannon_entropy: Num = Field(description="bits, 256-level histogram")
+    edge_density: Num = Field(description="Fraction of pixels with a significant Sobel gradient")
+    convolution_features: list[Num] = Field(
+        description="Mean Sobel magnitude, mean Laplacian magnitude (counts per pixel)"
+    )
+
+
+class Hotspot(ApiResponse):
+    id: int = Field(description="1-based within the frame")
+    frame: int
+    x: Num = Field(description="Centroid column (pixels)")
+    y: Num = Field(description="Centroid row (pixels)")
+    centroid: list[Num] = Field(description="[x, y] (pixels), refined")
+    centroid_weighted: list[Num] = Field(description="[x, y] (pixels), intensity-weighted")
+    area: int = Field(description="pixels")
+    peak: Num = Field(description="Largest residual above background (counts)")
+    intensity: Num = Field(description="Frame value at the peak (counts)")
+    integrated: Num = Field(description="Residual summed over the hotspot (counts)")
+    bbox: list[int] = Field(description="[x, y, width, height] (pixels)")
+    bounding_box: list[int] = Field(description="Same as bbox")
+    snr: Num = Field(description="Peak / noise sigma")
+    radius: Num = Field(description="sqrt(area / pi) (pixels)")
+    confidence: Num = Field(description="1 - chance that noise alone gives such a peak")
+
+
+class EntropyRegion(ApiResponse):
+    x: int
+    y: int
+    width: int
+    height: int
+    area: int = Field(description="pixels")
+    entropy: Num = Field(description="Mean local entropy over the region (bits)")
+    mean_entropy: Num = Field(description="bits")
+    max_entropy: Num = Field(description="bits")
+
+
+class EntropySummary(ApiResponse):
+    global_entropy: Num = Field(description="bits")
+    mean_local_entropy: Num = Field(description="bits")
+    max_local_entropy: Num = Field(description="bits")
+    p90_local_entropy: Num = Field(description="bits")
+    high_entropy_regions: list[EntropyRegion]
+    num_high_entropy_regions: int
+    window: str
+    window_size: int = Field(description="pixels")
+
+
+class SegmentObject(ApiResponse):
+    id: int
+    label: int
+    area: int = Field(description="pixels")
+    centroid: list[Num] = Field(description="[x, y] (pixels)")
+    centroid_rc: list[Num] = Field(description="[row, column] (pixels)")
+    bounding_box: list[int] = Field(description="[x, y, width, height] (pixels)")
+    bbox: list[int] = Field(description="Same as bounding_box")
+    mean_intensity: Num = Field(description="counts")
+    max_intensity: Num = Field(description="counts")
+
+
+class SegmentationSummary(ApiResponse):
+    method: str
+    threshold: Num = Field(description="counts; null for local methods")
+    num_objects: int
+    objects: list[SegmentObject]
+    foreground_fraction: Num
+
+
+class PersistencePoint(ApiResponse):
+    dimension: int
+    birth: Num = Field(description="counts")
+    death: Num = Field(description="counts; null for a class that never dies")
+    persistence: Num = Field(None, description="|death - birth| (counts)")
+
+
+class TdaSummary(ApiResponse):
+    persistence_diagram: list[PersistencePoint]
+    betti_numbers: list[int]
+    betti_0: int
+    betti_1: int
+    betti_2: int
+    connected_components: int
+    topological_entropy: Num = Field(description="Persistent entropy of H0 and H1 (bits)")
+    persistent_entropy_h0: Num = None
+    persistent_entropy_h1: Num = None
+    total_persistence_h0: Num = None
+    total_persistence_h1: Num = None
+    num_points: int
+    threshold: Num = Field(description="Level of betti_numbers (counts)")
+    filtration: str
+    connectivity: int | None = None
+    method: str | None = None
+
+
+class BBox(ApiResponse):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class Classification(ApiResponse):
+    class_: str = Field(alias="class")
+    confidence: float
+    probabilities: dict[str, float]
+    contributions: dict[str, float] | None = None
+    bias: float | None = None
+    imputed: list[str] | None = None
+    model: str | None = None
+    accepted: bool = Field(description="confidence >= confidence_threshold")
+    bbox: BBox | None = None
+    hotspot_id: int | None = None
+    x: Num = Field(None, description="Hotspot column (pixels)")
+    y: Num = Field(None, description="Hotspot row (pixels)")
+
+    model_config = {"extra": "forbid", "serialize_by_alias": True}
+
+
+class ClassificationSummary(ApiResponse):
+    classifications: list[Classification]
+    class_counts: dict[str, int] = Field(description="Accepted classifications per class")
+    num_classified: int
+    model_used: str
+    model_held_out_accuracy: Num = None
+    confidence_threshold: float
+    computation_time_ms: float | None = None
 
 
 # ---------------------------------------------------------------- process
@@ -172,13 +364,13 @@ class ProcessOptions(ApiModel):
     apply_tda: bool | None = Field(None, description="Notebook 02's name for compute_tda")
     compute_segmentation: bool | None = None
     extract_features: bool | None = Field(None, description="Default true (false with fast_mode)")
-    entropy_window_size: int | None = Field(None, ge=1, le=63)
-    tda_threshold: float | None = None
-    threshold_method: str | None = Field(
+    entropy_window_size: int | None = Field(None, ge=1, le=63, description="pixels")
+    tda_threshold: float | None = Field(None, description="counts")
+    threshold_method: SegmentMethod | None = Field(
         None, description="Segmentation method (otsu, adaptive, ...) used with compute_segmentation"
     )
-    segmentation_method: str | None = None
-    min_hotspot_size: int | None = Field(None, ge=1, le=1_000_000, description="Pixels")
+    segmentation_method: SegmentMethod | None = None
+    min_hotspot_size: int | None = Field(None, ge=1, le=1_000_000, description="pixels")
     k_sigma: float | None = Field(
         None, gt=0, le=1000, description="Detection threshold in noise sigmas"
     )
@@ -190,39 +382,93 @@ class ProcessOptions(ApiModel):
 
 class ProcessRequest(FrameIn):
     processing_options: ProcessOptions | None = None
-    k_sigma: float | None = Field(None, gt=0, le=1000)
+    k_sigma: float | None = Field(None, gt=0, le=1000, description="noise sigmas")
+
+    def args(self) -> dict[str, Any]:
+        """The service's arguments (options at the top level or in processing_options)."""
+        fast = bool(self.option("fast_mode", False))
+        return {
+            "frame": self.frame(),
+            "frame_id": self.frame_id,
+            "detect": bool(self.option("detect_hotspots", True)),
+            "k_sigma": float(self.option("k_sigma", 6.0)),
+            "min_hotspot_size": int(self.option("min_hotspot_size", 1)),
+            "compute_entropy": bool(self.option("compute_entropy", False)),
+            "entropy_window_size": self.option("entropy_window_size"),
+            "compute_tda": bool(self.option("compute_tda", False, alias="apply_tda")),
+            "tda_threshold": self.option("tda_threshold"),
+            "compute_segmentation": bool(self.option("compute_segmentation", False)),
+            "segmentation_method": self.option(
+                "segmentation_method", "otsu", alias="threshold_method"
+            ),
+            "extract_features": bool(self.option("extract_features", not fast)),
+            "return_maps": self.maps_wanted(),
+        }
 
 
-class Hotspot(ApiResponse):
-    id: int
-    x: float
-    y: float
-    radius: float
-    intensity: float
-    peak: float
-    area: int
-    bbox: list[int]
-    snr: float | None = None
-    confidence: float | None = None
+class ProcessResult(MapsResult):
+    MAPS: ClassVar[dict[str, int | None]] = {
+        "entropy_map": 4,
+        "segmentation_mask": None,
+        "detection_mask": None,
+        "processed_pixels": 2,
+    }
 
-
-class ProcessResult(ApiResponse):
     frame_id: str
-    width: int
-    height: int
-    stats: dict
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
+    stats: FrameStats
     hotspots: list[Hotspot] | None = None
     num_hotspots: int | None = None
-    extracted_features: dict | None = None
-    entropy: dict | None = None
-    tda_features: dict | None = None
-    segmentation: dict | None = None
-    entropy_map: MapOut = None
-    segmentation_mask: MapOut = None
-    detection_mask: MapOut = None
-    processed_pixels: MapOut = None
-    computation_time_ms: float
-    processing_time_ms: float
+    extracted_features: ExtractedFeatures | None = None
+    entropy: EntropySummary | None = None
+    tda_features: TdaSummary | None = None
+    segmentation: SegmentationSummary | None = None
+    entropy_map: MapOut = Field(None, description="bits per pixel")
+    segmentation_mask: MapOut = Field(None, description="1 = object")
+    detection_mask: MapOut = Field(None, description="1 = above the detection threshold")
+    processed_pixels: MapOut = Field(
+        None, description="Background-subtracted frame the detector thresholds (counts)"
+    )
+
+
+# ---------------------------------------------------------------- health
+
+
+class LastProcessed(ApiResponse):
+    frame_id: str
+    timestamp: float = Field(description="Unix seconds")
+
+
+class PixelsHealth(DomainHealth):
+    frames_stored: int
+    frames_processed: int
+    frames_with_pixels: int
+    pixel_bytes: int
+    document_bytes: int
+    bytes: int = Field(description="Pixels and documents held")
+    max_frames: int
+    pixel_cap: int = Field(description="Frames with more pixels keep only their results")
+    avg_processing_time_ms: float | None = Field(
+        None, description="Same as mean_computation_time_ms (original name)"
+    )
+    last_processed: LastProcessed | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mean(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "mean_computation_time_ms" in data:
+            data = {**data}
+            data.setdefault("avg_processing_time_ms", data["mean_computation_time_ms"])
+        return data
+
+
+ROUTES = RouteGroup(
+    "pixels",
+    "IR frames: hotspots, entropy, segmentation, topology, classification",
+    service=PixelsService,
+    health=PixelsHealth,
+)
 
 
 @ROUTES.post(
@@ -230,48 +476,15 @@ class ProcessResult(ApiResponse):
     request=ProcessRequest,
     response=ProcessResult,
     summary="Statistics, hotspots and optionally entropy, topology and segmentation of one frame",
+    example={
+        **_EXAMPLE_FRAME,
+        "processing_options": {"detect_hotspots": True, "compute_entropy": True},
+    },
 )
 def process(req: Request) -> dict:
-    b: ProcessRequest = req.body
-    o = b.processing_options
-    frame = b.frame()
-    svc: PixelsService = req.service(PixelsService)
-    fast = bool(_opt(b, o, "fast_mode", False))
-    detect = bool(_opt(b, o, "detect_hotspots", True))
-    method = _snake(_opt(b, o, "segmentation_method", None, alias="threshold_method") or "otsu")
-    if method not in SEGMENT_METHODS:
-        raise InvalidInput(
-            "processing_options.threshold_method",
-            f"unknown method {method!r}; choose one of {', '.join(SEGMENT_METHODS)}",
-        )
-    maps = b.maps_wanted()
-    out = svc.process(
-        frame,
-        b.frame_id,
-        detect=detect,
-        k_sigma=float(_opt(b, o, "k_sigma", 6.0)),
-        min_hotspot_size=int(_opt(b, o, "min_hotspot_size", 1)),
-        compute_entropy=bool(_opt(b, o, "compute_entropy", False)),
-        entropy_window_size=_opt(b, o, "entropy_window_size", None),
-        compute_tda=bool(_opt(b, o, "compute_tda", False, alias="apply_tda")),
-        tda_threshold=_opt(b, o, "tda_threshold", None),
-        compute_segmentation=bool(_opt(b, o, "compute_segmentation", False)),
-        segmentation_method=method,
-        extract_features=bool(_opt(b, o, "extract_features", not fast)),
-        return_maps=maps,
+    return ProcessResult.from_service(
+        req.service(PixelsService).process(**req.body.args()), req.body.map_form()
     )
-    compact = b.compact()
-    for key, dec in (("entropy_map", 4), ("segmentation_mask", None), ("detection_mask", None)):
-        if key in out:
-            out[key] = _encode_map(np.asarray(out[key]), compact, dec)
-    if maps and detect:
-        # The background-subtracted frame the detector thresholds (notebooks 02/04 plot it).
-        a = frame if frame is not None else svc.get_pixels(out["frame_id"])
-        f = a.astype(np.float64)
-        residual = f - np.asarray(estimate_background(f, method="mean", size=31))
-        out["processed_pixels"] = _encode_map(residual, compact, 2)
-    out["processing_time_ms"] = out["computation_time_ms"]
-    return out
 
 
 # ---------------------------------------------------------------- entropy
@@ -279,8 +492,8 @@ def process(req: Request) -> dict:
 
 class EntropyOptions(ApiModel):
     compute_entropy: bool | None = None
-    entropy_window_size: int | None = Field(None, ge=1, le=63)
-    entropy_method: str | None = Field(None, description="Only 'shannon' (bits)")
+    entropy_window_size: int | None = Field(None, ge=1, le=63, description="pixels")
+    entropy_method: NameChoice("shannon", description="Only 'shannon' (bits)") | None = None
 
 
 class EntropyRequest(FrameIn):
@@ -298,31 +511,22 @@ class EntropyRequest(FrameIn):
     )
     processing_options: EntropyOptions | None = None
 
+    def args(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame(),
+            "frame_id": self.frame_id,
+            "window_size": int(self.option("window_size", 7, alias="entropy_window_size")),
+            "window": self.window,
+            "percentile": self.percentile,
+            "return_maps": self.maps_wanted(),
+        }
 
-class EntropyRegion(ApiResponse):
-    x: int
-    y: int
-    width: int
-    height: int
-    entropy: float
-    mean_entropy: float | None = None
-    max_entropy: float | None = None
-    area: int | None = None
 
+class EntropyResult(MapsResult, EntropySummary):
+    MAPS: ClassVar[dict[str, int | None]] = {"entropy_map": 4}
 
-class EntropyResult(ApiResponse):
     frame_id: str
-    entropy_map: MapOut = None
-    global_entropy: float
-    mean_local_entropy: float
-    max_local_entropy: float
-    p90_local_entropy: float
-    high_entropy_regions: list[EntropyRegion]
-    num_high_entropy_regions: int
-    window: str
-    window_size: int
-    computation_time_ms: float
-    processing_time_ms: float
+    entropy_map: MapOut = Field(None, description="bits per pixel")
 
 
 @ROUTES.post(
@@ -330,72 +534,67 @@ class EntropyResult(ApiResponse):
     request=EntropyRequest,
     response=EntropyResult,
     summary="Local Shannon entropy map (bits), global entropy and high-entropy regions",
+    example={**_EXAMPLE_FRAME, "window_size": 3},
 )
 def entropy(req: Request) -> dict:
-    b: EntropyRequest = req.body
-    o = b.processing_options
-    if o is not None and o.entropy_method is not None and _snake(o.entropy_method) != "shannon":
-        raise InvalidInput(
-            "processing_options.entropy_method", "only 'shannon' entropy is computed"
-        )
-    ws = _opt(b, o, "window_size", 7, alias="entropy_window_size")
-    frame = b.frame()
-    out = req.service(PixelsService).entropy(
-        frame, b.frame_id, window_size=int(ws), window=b.window, percentile=b.percentile
+    return EntropyResult.from_service(
+        req.service(PixelsService).entropy(**req.body.args()), req.body.map_form()
     )
-    emap = out.pop("entropy_map")
-    if b.maps_wanted():
-        out["entropy_map"] = _encode_map(np.asarray(emap), b.compact(), 4)
-    out["processing_time_ms"] = out["computation_time_ms"]
-    return out
 
 
 # ---------------------------------------------------------------- segment
 
 
+class SegmentOptions(ApiModel):
+    threshold_method: SegmentMethod | None = Field(None, description="Same as method")
+
+
 class SegmentRequest(FrameIn):
-    method: str | None = Field(
-        None, description=f"One of {', '.join(SEGMENT_METHODS)} (default otsu)"
-    )
+    method: SegmentMethod | None = Field(None, description="default otsu (fixed with a threshold)")
     threshold: float | None = Field(
-        None, description="A fixed intensity threshold (frame > threshold); overrides the method"
+        None,
+        description="A fixed intensity threshold (frame > threshold, counts); overrides the method",
     )
     min_object_size: int = Field(
         0, ge=0, le=10_000_000, description="Drop smaller objects (pixels)"
     )
     block_size: int = Field(35, ge=3, le=255, description="Adaptive methods: window side (pixels)")
-    offset: float = Field(0.0, description="Adaptive methods: subtracted from the local threshold")
+    offset: float = Field(
+        0.0, description="Adaptive methods: subtracted from the local threshold (counts)"
+    )
     classes: int = Field(3, ge=2, le=5, description="multi_otsu: number of classes")
     max_objects: int = Field(1000, ge=0, le=100_000, description="At most this many objects listed")
-    processing_options: dict[str, Any] | None = Field(
+    processing_options: SegmentOptions | None = Field(
         None, description="threshold_method is read from here too"
     )
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def _m(cls, v: Any) -> Any:
-        return _snake(v)
+    def args(self) -> dict[str, Any]:
+        method = self.option("method", None, alias="threshold_method")
+        return {
+            "frame": self.frame(),
+            "frame_id": self.frame_id,
+            "method": method or ("fixed" if self.threshold is not None else "otsu"),
+            "threshold": self.threshold,
+            "min_object_size": self.min_object_size,
+            "block_size": self.block_size,
+            "offset": self.offset,
+            "classes": self.classes,
+            "max_objects": self.max_objects,
+            "return_maps": self.maps_wanted(),
+        }
 
 
-class SegmentObject(ApiResponse):
-    id: int
-    centroid: list[float]
-    bounding_box: list[int]
-    area: int
-    mean_intensity: float
+class SegmentResult(MapsResult):
+    MAPS: ClassVar[dict[str, int | None]] = {"segmentation_mask": None}
 
-
-class SegmentResult(ApiResponse):
     frame_id: str
-    segmentation_mask: MapOut = None
+    segmentation_mask: MapOut = Field(None, description="1 = object")
     objects: list[SegmentObject]
     num_objects: int
     objects_listed: int
-    threshold: float | None
+    threshold: Num = Field(description="counts; null for local methods")
     method: str
-    foreground_fraction: float
-    computation_time_ms: float
-    processing_time_ms: float
+    foreground_fraction: Num
 
 
 @ROUTES.post(
@@ -403,35 +602,12 @@ class SegmentResult(ApiResponse):
     request=SegmentRequest,
     response=SegmentResult,
     summary="Threshold segmentation (Otsu, multi-Otsu, adaptive, watershed or fixed) and object statistics",
+    example={**_EXAMPLE_FRAME, "method": "otsu"},
 )
 def segment(req: Request) -> dict:
-    b: SegmentRequest = req.body
-    method = b.method
-    if method is None and b.processing_options:
-        method = _snake(b.processing_options.get("threshold_method"))
-    method = method or ("fixed" if b.threshold is not None else "otsu")
-    if method not in SEGMENT_METHODS:
-        raise InvalidInput(
-            "method", f"unknown method {method!r}; choose one of {', '.join(SEGMENT_METHODS)}"
-        )
-    frame = b.frame()
-    out = req.service(PixelsService).segment(
-        frame,
-        b.frame_id,
-        method=method,
-        threshold=b.threshold,
-        min_object_size=b.min_object_size,
-        block_size=b.block_size,
-        offset=b.offset,
-        classes=b.classes,
+    return SegmentResult.from_service(
+        req.service(PixelsService).segment(**req.body.args()), req.body.map_form()
     )
-    mask = out.pop("segmentation_mask")
-    if b.maps_wanted():
-        out["segmentation_mask"] = _encode_map(np.asarray(mask), b.compact())
-    out["objects"] = out["objects"][: b.max_objects]
-    out["objects_listed"] = len(out["objects"])
-    out["processing_time_ms"] = out["computation_time_ms"]
-    return out
 
 
 # ---------------------------------------------------------------- tda
@@ -442,56 +618,69 @@ class TdaOptions(ApiModel):
     tda_dimensions: list[int] | None = Field(
         None, description="Dimensions listed in tda_features (0, 1; 2 is empty)"
     )
-    persistence_threshold: float | None = Field(None, ge=0, description="Same as min_persistence")
-    tda_threshold: float | None = None
+    persistence_threshold: float | None = Field(
+        None, ge=0, description="Same as min_persistence (counts)"
+    )
+    tda_threshold: float | None = Field(None, description="counts")
+
+    @field_validator("tda_dimensions")
+    @classmethod
+    def _dims(cls, v: Any) -> Any:
+        if v is not None and not set(v) <= {0, 1, 2}:
+            raise ValueError("dimensions are 0, 1 and 2")
+        return v
 
 
 class TdaRequest(FrameIn):
     threshold: float | None = Field(
-        None, description="Level of betti_numbers (default: the frame mean)"
+        None, description="Level of betti_numbers (counts; default: the frame mean)"
     )
-    filtration: Literal["superlevel", "sublevel"] = Field(
-        "superlevel", description="superlevel: a hotspot is a class born at its peak"
-    )
+    filtration: Filtration = "superlevel"
     connectivity: Literal[4, 8] = 8
-    min_persistence: float | None = Field(None, ge=0, description="List only pairs living longer")
+    min_persistence: float | None = Field(
+        None, ge=0, description="List only pairs living longer (counts)"
+    )
     max_points: int | None = Field(
         500, ge=1, le=100_000, description="At most this many pairs listed"
     )
-    method: Literal["ours", "gudhi"] = Field(
-        "gudhi",
-        description="gudhi (C++, fastest on a CPU) or ours (the array union-find; same diagram)",
-    )
+    method: TdaMethod = "gudhi"
     processing_options: TdaOptions | None = None
 
-    @field_validator("filtration", "method", mode="before")
-    @classmethod
-    def _s(cls, v: Any) -> Any:
-        return _snake(v)
+    def args(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame(),
+            "frame_id": self.frame_id,
+            "threshold": self.option("threshold", None, alias="tda_threshold"),
+            "filtration": self.filtration,
+            "connectivity": self.connectivity,
+            "min_persistence": float(
+                self.option("min_persistence", 0.0, alias="persistence_threshold")
+            ),
+            "max_points": self.max_points,
+            "method": self.method,
+        }
+
+    def dimensions(self) -> list[int]:
+        """The dimensions listed in ``tda_features`` (default 0 and 1)."""
+        o = self.processing_options
+        return sorted(set(o.tda_dimensions)) if o is not None and o.tda_dimensions else [0, 1]
 
 
-class PersistencePoint(ApiResponse):
-    dimension: int
-    birth: float
-    death: float | None = Field(description="null for a class that never dies")
-    persistence: float | None = None
+class TdaResult(Timed, TdaSummary):
+    timing_aliases: ClassVar[tuple[str, ...]] = ("processing_time_ms",)
 
-
-class TdaResult(ApiResponse):
     frame_id: str
-    persistence_diagram: list[PersistencePoint]
-    tda_features: list[PersistencePoint]
-    betti_numbers: list[int]
-    betti_0: int
-    betti_1: int
-    betti_2: int
-    connected_components: int
-    topological_entropy: float
-    threshold: float
-    filtration: str
-    num_points: int
-    computation_time_ms: float
+    tda_features: list[PersistencePoint] = Field(
+        description="The diagram's points of the requested dimensions (notebook 04)"
+    )
     processing_time_ms: float
+
+    @classmethod
+    def from_service(cls, result: Mapping[str, Any], dimensions: list[int]) -> dict[str, Any]:
+        """The service's result with ``tda_features``: its points of ``dimensions``."""
+        dims = set(dimensions)
+        pts = [p for p in result["persistence_diagram"] if p["dimension"] in dims]
+        return {**result, "tda_features": pts}
 
 
 @ROUTES.post(
@@ -499,27 +688,12 @@ class TdaResult(ApiResponse):
     request=TdaRequest,
     response=TdaResult,
     summary="Cubical persistent homology (H0, H1) of the frame, Betti numbers and summaries",
+    example={**_EXAMPLE_FRAME, "max_points": 10},
 )
 def tda(req: Request) -> dict:
-    b: TdaRequest = req.body
-    o = b.processing_options
-    frame = b.frame()
-    out = req.service(PixelsService).tda(
-        frame,
-        b.frame_id,
-        threshold=_opt(b, o, "threshold", None, alias="tda_threshold"),
-        filtration=b.filtration,
-        connectivity=b.connectivity,
-        min_persistence=float(_opt(b, o, "min_persistence", 0.0, alias="persistence_threshold")),
-        max_points=b.max_points,
-        method=b.method,
+    return TdaResult.from_service(
+        req.service(PixelsService).tda(**req.body.args()), req.body.dimensions()
     )
-    dims = set(o.tda_dimensions) if o is not None and o.tda_dimensions else {0, 1}
-    if not dims <= {0, 1, 2}:
-        raise InvalidInput("processing_options.tda_dimensions", "dimensions are 0, 1 and 2")
-    out["tda_features"] = [p for p in out["persistence_diagram"] if p["dimension"] in dims]
-    out["processing_time_ms"] = out["computation_time_ms"]
-    return out
 
 
 # ---------------------------------------------------------------- classify
@@ -542,37 +716,47 @@ class ClassifyRequest(FrameIn):
     )
     dt: float = Field(0.1, gt=0, le=3600, description="Seconds between track frames")
     k_sigma: float = Field(
-        6.0, gt=0, le=1000, description="Hotspot detection threshold (frame input)"
+        6.0, gt=0, le=1000, description="Hotspot detection threshold (frame input; noise sigmas)"
     )
     confidence_threshold: float | None = Field(None, ge=0, le=1)
     processing_options: ClassifyOptions | None = None
 
+    def args(self) -> dict[str, Any]:
+        if self.features is not None or self.tracks is not None:
+            if self.pixels is not None or self.pixels_b64 is not None:
+                raise InvalidInput(
+                    "features", "give exactly one of features, tracks, or a frame / frame_id"
+                )
+            frame, fid = None, None
+        else:
+            frame, fid = self.frame(), self.frame_id
+        return {
+            "frame": frame,
+            "frame_id": fid,
+            "tracks": self.tracks,
+            "features": self.features,
+            "dt": self.dt,
+            "k_sigma": self.k_sigma,
+            "confidence_threshold": float(self.option("confidence_threshold", 0.0)),
+        }
 
-class BBox(ApiResponse):
-    x: int
-    y: int
-    width: int
-    height: int
+    def model_requested(self) -> str | None:
+        o = self.processing_options
+        return o.classification_model if o is not None else None
 
 
-class Classification(ApiResponse):
-    class_: str = Field(alias="class")
-    confidence: float
-    probabilities: dict[str, float]
-    accepted: bool
-    bbox: BBox | None = None
+class ClassifyResult(Timed, ClassificationSummary):
+    timing_aliases: ClassVar[tuple[str, ...]] = ("processing_time_ms",)
 
-
-class ClassifyResult(ApiResponse):
-    classifications: list[Classification]
-    class_counts: dict[str, int]
-    num_classified: int
-    model_used: str
     model_requested: str | None = None
-    confidence_threshold: float
     frame_id: str | None = None
     computation_time_ms: float
     processing_time_ms: float
+
+    @classmethod
+    def from_service(cls, result: Mapping[str, Any], requested: str | None) -> dict[str, Any]:
+        """The service's result, with the model the client asked for when it named one."""
+        return {**result, "model_requested": requested} if requested is not None else dict(result)
 
 
 @ROUTES.post(
@@ -580,51 +764,58 @@ class ClassifyResult(ApiResponse):
     request=ClassifyRequest,
     response=ClassifyResult,
     summary="Signature classification (shipped model) of a frame's hotspots, of tracks, or of features",
+    example={"features": {"log_peak_intensity": 3.5, "log_mean_size": 1.2}},
 )
 def classify(req: Request) -> dict:
-    b: ClassifyRequest = req.body
-    o = b.processing_options
-    thr = float(_opt(b, o, "confidence_threshold", 0.0))
-    if b.features is not None or b.tracks is not None:
-        if b.pixels is not None or b.pixels_b64 is not None:
-            raise InvalidInput(
-                "features", "give exactly one of features, tracks, or a frame / frame_id"
-            )
-        frame, fid = None, None
-    else:
-        frame, fid = b.frame(), b.frame_id
-    out = req.service(PixelsService).classify(
-        frame,
-        fid,
-        tracks=b.tracks,
-        features=b.features,
-        dt=b.dt,
-        k_sigma=b.k_sigma,
-        confidence_threshold=thr,
+    return ClassifyResult.from_service(
+        req.service(PixelsService).classify(**req.body.args()), req.body.model_requested()
     )
-    out["confidence_threshold"] = thr
-    if o is not None and o.classification_model is not None:
-        out["model_requested"] = o.classification_model
-    out["processing_time_ms"] = out["computation_time_ms"]
-    return out
 
 
 # ---------------------------------------------------------------- archive
 
 
-class FrameRecord(ApiResponse):
+class HotspotsSummary(ApiResponse):
+    count: int
+    hotspots: list[Hotspot] = Field(description="The brightest (at most 200)")
+
+
+class StatsSummary(ApiResponse):
+    stats: FrameStats
+    extracted_features: ExtractedFeatures | None = None
+
+
+class StoredResults(ApiResponse):
+    """The summaries stored under a frame, one per analysis run on it (the last run's)."""
+
+    stats: StatsSummary | None = None
+    hotspots: HotspotsSummary | None = None
+    entropy: EntropySummary | None = None
+    segmentation: SegmentationSummary | None = None
+    topology: TdaSummary | None = None
+    classification: ClassificationSummary | None = None
+
+
+class FrameRecord(Timed):
+    timing_aliases: ClassVar[tuple[str, ...]] = ("processing_time_ms",)
+
     id: str
     frame_id: str
-    status: str
-    timestamp: float
-    created: float
-    width: int
-    height: int
+    status: str = Field(description="stored or processed")
+    timestamp: float = Field(description="Last update (Unix seconds)")
+    created: float = Field(description="Unix seconds")
+    updated: float = Field(description="Unix seconds")
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
     shape: list[int]
     dtype: str
     pixels_stored: bool
+    pixels_nbytes: int
+    metadata: dict[str, Any]
+    processed_count: int | None = None
+    computation_time_ms: float | None = Field(description="Time of the last computation (ms)")
     processing_time_ms: float | None
-    results: dict
+    results: StoredResults
 
 
 @ROUTES.get(
@@ -636,44 +827,24 @@ def frame_record(req: Request) -> dict:
     return req.service(PixelsService).get_frame(req.path["frame_id"])
 
 
-class FramesQuery(ApiModel):
-    limit: int = Field(100, ge=1, le=1000)
-
-
 class FrameSummary(ApiResponse):
     frame_id: str
     shape: list[int]
-    created: float
-    updated: float
+    created: float = Field(description="Unix seconds")
+    updated: float = Field(description="Unix seconds")
     status: str
     results: list[str]
 
 
 class FrameList(RootModel[list[FrameSummary]]):
-    """Newest last."""
+    """Newest first."""
 
 
 @ROUTES.get(
     "/frames",
-    query=FramesQuery,
+    query=Page,
     response=FrameList,
-    summary="The archive's newest frames (newest last)",
+    summary="The archive's frames, newest first",
 )
 def frames(req: Request) -> list:
-    return req.service(PixelsService).list_frames(req.query.limit)
-
-
-class PixelsHealth(ApiResponse):
-    status: str
-    frames_stored: int
-    frames_processed: int
-    frames_with_pixels: int
-    bytes: int
-    max_frames: int
-    avg_processing_time_ms: float | None
-    last_processed: dict | None
-
-
-@ROUTES.get("/health", response=PixelsHealth, summary="The frame archive's real state")
-def health(req: Request) -> dict:
-    return req.service(PixelsService).health()
+    return req.service(PixelsService).list_frames(req.query.limit, req.query.offset)

@@ -87,6 +87,7 @@ TRACK_COLS = [
     "speed_m_s",
     "altitude_km",
     "confidence",
+    "status",
 ]
 VDIMS = {
     "altitude_km": hv.Dimension("altitude_km", label="altitude", unit="km"),
@@ -117,6 +118,7 @@ def _frame(source: str, **parts: Any) -> dict[str, Any]:
         "truth_m": {},
         "tracks": [],
         "rows": pd.DataFrame(columns=TRACK_COLS),
+        "candidates": pd.DataFrame(columns=["east_km", "north_km"]),
         "gospa": pd.DataFrame(columns=["time_s", "gospa_m"]),
         "summary": "",
         "at_end": False,
@@ -298,8 +300,11 @@ class PwsaViewer(DomainViewer):
                 return self._live_frame(run)
         return self._api_frame()
 
-    def _track_rows(self, svc: PwsaService) -> tuple[list[dict], pd.DataFrame]:
-        tracks = svc.tracks(limit=1000, status="active")
+    def _track_rows(
+        self, svc: PwsaService, statuses: tuple[str, ...] = ("active",)
+    ) -> tuple[list[dict], pd.DataFrame]:
+        """The tracks of ``statuses`` and their map rows."""
+        tracks = [t for t in svc.tracks(limit=1000, status="all") if t["status"] in statuses]
         rows = pd.DataFrame(
             [
                 {
@@ -310,6 +315,7 @@ class PwsaViewer(DomainViewer):
                     "speed_m_s": round(t["speed"], 1),
                     "altitude_km": round(t["position"][2] / 1e3, 2),
                     "confidence": round(t["confidence"], 3),
+                    "status": t["status"],
                 }
                 for t in tracks
             ],
@@ -360,14 +366,18 @@ class PwsaViewer(DomainViewer):
 
     def _api_frame(self) -> dict[str, Any]:
         svc = self.service
-        tracks, rows = self._track_rows(svc)
+        # Tentative tracks too: a client that has sent one scan sees what it started.
+        tracks, rows = self._track_rows(svc, ("active", "tentative"))
         h = svc.health()
         lat = h["processing_latency_ms"]
         summary = (
-            f"API tracker: {h['active_tracks']} active tracks, {h['scans_processed']} scans "
+            f"API tracker: {h['active_tracks']} active and {h['tentative_tracks']} tentative tracks, "
+            f"{h['scans_processed']} scans "
             "processed" + (f", mean scan latency {lat:.1f} ms." if lat is not None else ".")
         )
-        return _frame(API, tracks=tracks, rows=rows, summary=summary)
+        cand = np.asarray(svc.candidates(), dtype=float).reshape(-1, 3)[:, :2] / 1e3
+        candidates = pd.DataFrame(cand, columns=["east_km", "north_km"])
+        return _frame(API, tracks=tracks, rows=rows, candidates=candidates, summary=summary)
 
     def compute_ranking(self) -> pd.DataFrame:
         svc = self._shown()
@@ -483,6 +493,7 @@ class PwsaViewer(DomainViewer):
         ]
         tracks = frame["tracks"]
         xy = [frame["rows"][["east_km", "north_km"]].to_numpy(dtype=float)]
+        xy.append(frame["candidates"][["east_km", "north_km"]].to_numpy(dtype=float))
         if len(frame["truth"]):
             xy.append(frame["truth"][["east_km", "north_km"]].to_numpy(dtype=float))
         pts = np.concatenate(xy) if xy else np.zeros((0, 2))
@@ -508,10 +519,13 @@ class PwsaViewer(DomainViewer):
             [VDIMS.get(c, c) for c in TRUTH_COLS[2:]],
             label="truth now",
         ).opts(color="type", cmap=TYPE_COLORS, size=7, line_color="white", tools=["hover"])
+        waiting = hv.Points(
+            frame["candidates"], [EAST, NORTH], label="measurements awaiting a 2nd scan"
+        ).opts(marker="circle", size=9, fill_alpha=0, line_color="#555555", line_width=1.5)
         title = (
             "Truth and tracks" if frame["source"] == LIVE else "Tracks fed through the API"
         ) + (f" (2σ ellipses magnified ×{factor:g})" if factor != 1 else " (2σ ellipses)")
-        return rerange(truth_paths * ell * track_pts * truth_now).opts(
+        return rerange(truth_paths * ell * waiting * track_pts * truth_now).opts(
             hv.opts.Overlay(
                 title=title,
                 responsive=True,

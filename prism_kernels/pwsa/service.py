@@ -350,6 +350,11 @@ class PwsaService(DomainService):
         return answer, confirmed, lost
 
     # ------------------------------------------------------------------ track queries
+    def candidates(self) -> list[list[float]]:
+        """Positions (m) of the measurements that wait for another scan to start a track."""
+        with self.lock:
+            return self.tracker.candidate_positions().tolist()
+
     def tracks(
         self, limit: int = 20, offset: int = 0, status: str | None = None
     ) -> list[dict[str, Any]]:

@@ -648,6 +648,12 @@ class Tracker:
         """Live tracks with ``status`` (``confirmed`` or ``tentative``; ``None``: both)."""
         return sum(1 for m in self._meta if status is None or m.status == status)
 
+    def candidate_positions(self) -> np.ndarray:
+        """Positions (K, 3) in metres of the measurements waiting for another scan to start a
+        track (the initiator's candidates)."""
+        c = self.initiator.candidates
+        return np.array([np.asarray(x["z"], dtype=float) for x in c]).reshape(-1, 3)
+
     def check_time(self, timestamp: Any) -> float:
         """``timestamp`` as seconds if the tracker can take a scan at it; changes nothing.
 

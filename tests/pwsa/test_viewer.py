@@ -50,8 +50,8 @@ def test_renders_like_a_notebook_cell(viewer):
 def test_map_draws_truth_on_top_of_tracks_and_states_the_magnification(viewer):
     overlay = viewer._map()
     layers = overlay.values()
-    assert [e.label for e in layers][2:] == ["tracks", "truth now"]  # truth dots drawn last
-    truth_paths, ellipses, tracks, truth_now = layers
+    assert [e.label for e in layers][3:] == ["tracks", "truth now"]  # truth dots drawn last
+    truth_paths, ellipses, _waiting, tracks, truth_now = layers
     assert len(truth_now) == len(viewer.scenario.truth_at(float(viewer.scenario.times[4])))
     active = viewer.live.tracks(limit=1000, status="active")
     assert len(tracks) == len(active) > 0
@@ -136,13 +136,18 @@ def test_api_source_shows_the_api_tracks_and_hides_the_scenario(runtime):
     assert v._live_box.visible
     v.source = API
     assert not v._live_box.visible
-    assert "1 active tracks" in v.summary
+    assert "1 active and 0 tentative tracks" in v.summary
     assert list(v.table.value["threat_id"]) == [t["track_id"] for t in api.tracks(status="active")]
     ov = v._map()
-    tracks, ellipses = ov.values()[2], ov.values()[1]
+    tracks, ellipses = ov.values()[3], ov.values()[1]
     assert len(tracks) == 1 and len(ellipses.split()) == 1  # the plot is not empty
     assert tracks.array([0, 1])[0] == pytest.approx(np.array(api.tracks()[0]["position"][:2]) / 1e3)
     assert "API" in _opt(ov, "title")
+    # one scan of a new object: no track yet, but its measurement is shown as waiting
+    api.track_scan("s", 103.5, [{"position": [-3e5, -1e5, 4e4], "sigma": 10.0}])
+    v.refresh(["frame"])
+    waiting = v._map().values()[2]
+    assert waiting.array([0, 1]).tolist() == [[-300.0, -100.0]]
     # a new API scan is picked up by the poller
     api.track_scan("s", 104.0, [{"position": (p0[0] + vel[0] * 4).tolist(), "sigma": 10.0}])
     version = v.frame_version

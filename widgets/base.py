@@ -25,10 +25,12 @@ What the base carries, so every dashboard behaves the same:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -328,6 +330,27 @@ class DomainViewer(Viewer, metaclass=_ViewerMeta):
         return pn.ipywidget(self)
 
 
+_in_place: contextvars.ContextVar[bool] = contextvars.ContextVar("prism_in_place", default=False)
+
+
+@contextmanager
+def computing_in_place() -> Iterator[None]:
+    """Within this block viewers compute in place, even in a served session.
+
+    The server builds a session's Viewer in a worker thread (off the event loop already): there
+    the first results are computed before the first render, so nothing is re-rendered on the
+    event loop afterwards.
+    """
+    token = _in_place.set(True)
+    try:
+        yield
+    finally:
+        _in_place.reset(token)
+
+
 def _served() -> bool:
-    """True inside a session of a running Panel/Bokeh server (not a notebook's comm document)."""
+    """True inside a session of a running Panel/Bokeh server (not a notebook's comm document),
+    unless :func:`computing_in_place` says to compute here."""
+    if _in_place.get():
+        return False
     return getattr(pn.state.curdoc, "session_context", None) is not None

@@ -132,3 +132,21 @@ def test_views_may_depend_on_version_counters_in_the_class_body():
     v = Views()
     v.n = 3
     assert v.seen == [4, 9]
+
+
+def test_computing_in_place_computes_here_even_in_a_served_session(monkeypatch):
+    import widgets.base as base
+
+    monkeypatch.setattr(base, "_pool", None)  # a submit to the pool would fail loudly
+    monkeypatch.setattr(
+        base.pn.state, "_curdoc", base.contextvars.ContextVar("doc", default=_FakeServedDoc())
+    )
+    assert base._served()
+    with base.computing_in_place():
+        assert not base._served()
+        v = Chain()
+    assert v.value["c"] == 111
+
+
+class _FakeServedDoc:
+    session_context = object()

@@ -37,7 +37,9 @@ import numpy as np
 
 from prism_kernels.arrays import as_float, device_of
 from prism_kernels.backend import backend_name, get_namespace, to_numpy
-from prism_kernels.errors import InvalidInput
+from prism_kernels.errors import Infeasible, InvalidInput
+from prism_kernels.finance import estimators
+from prism_kernels.finance.optimize import normalize_objective, optimize
 from prism_kernels.finance.risk import to_float_array
 from prism_kernels.names import snake_case as _snake
 
@@ -209,10 +211,6 @@ def optimizer_strategy(
     ``strategy.counts["fallbacks"]`` (``counts["calls"]`` counts rebalances);
     ``fallback=None`` lets the error propagate.
     """
-    from prism_kernels.errors import Infeasible
-    from prism_kernels.finance import estimators
-    from prism_kernels.finance.optimize import normalize_objective, optimize
-
     obj = normalize_objective(objective)
     cov_key = _snake(covariance)
     if cov_key not in ("sample", "ledoit_wolf"):

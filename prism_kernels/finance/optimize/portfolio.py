@@ -38,7 +38,8 @@ from prism_kernels.finance.constraints import (
     check_feasible,
     linprog_box,
 )
-from prism_kernels.finance.estimators import check_covariance
+from prism_kernels.finance.estimators import check_covariance, sample_cov
+from prism_kernels.finance.hrp import hrp_weights
 from prism_kernels.finance.optimize.qp import solve_qp
 from prism_kernels.names import snake_case
 
@@ -728,8 +729,6 @@ def optimize(
         w, cv = min_cvar(sc, c, beta, target_return, expected_returns)
         xp = get_namespace(cov) if cov is not None else get_namespace(sc)
         if cov is None:
-            from prism_kernels.finance.estimators import sample_cov
-
             cov = sample_cov(xp.asarray(to_numpy(sc)), annualize=True)
         mu = (
             expected_returns
@@ -742,8 +741,6 @@ def optimize(
         it = xp.zeros((1,), dtype=xp.int64, device=cov.device)
         return _result(obj, xp, wx, mu, cov, rf, one, it, False, {"cvar": cv, "beta": beta})
     if obj == "hrp":
-        from prism_kernels.finance.hrp import hrp_weights
-
         if not c.is_default():
             raise InvalidInput(
                 "constraints", "hrp takes no constraints (its weights are long-only and sum to 1)"
@@ -751,8 +748,6 @@ def optimize(
         xp0 = get_namespace(cov) if cov is not None else get_namespace(returns)
         w_np = hrp_weights(returns=returns, cov=None if returns is not None else cov)
         if cov is None:
-            from prism_kernels.finance.estimators import sample_cov
-
             cov = sample_cov(xp0.asarray(to_numpy(returns)))
         xp, mu, cov, batched = validate_inputs(expected_returns, cov, need_mu=False)
         wx = xp.asarray(w_np[None], dtype=xp.float64, device=cov.device)

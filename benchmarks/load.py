@@ -15,6 +15,15 @@ and p99 latency per route, errors, dropped sockets, events received and the serv
 ``health-under-load``: ``GET /health`` latency while eight large matrix-product benchmarks
 (``--heavy-size``) run at once; the event loop must stay responsive.
 
+``compare``: the request path against a bare Tornado handler, side by side in one run: a bare
+``tornado.web.RequestHandler`` answering a small JSON object, then ours (``GET /health``, and
+an authenticated ``GET /api/v1/whoami`` through auth, rate limit, routing, envelope and
+metrics), each server pinned to one core (the first) and the load client (``wrk`` when it is
+installed, else a Python keep-alive client) to another, rounds alternating. Prints requests/s, the server's CPU time per
+request (robust to other processes sharing the core), and both ratios to the bare handler::
+
+    python -m benchmarks.load --mode compare --rounds 5 --duration 5
+
 Bounded: it stops after ``--duration`` seconds or ``--max-requests`` requests, whichever first,
 and only ever talks to 127.0.0.1 (its own server) or the ``--url`` given.
 """
@@ -24,8 +33,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import resource
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -296,8 +308,255 @@ async def health_under_load(
     }
 
 
+# ---------------------------------------------------------------- ours against bare Tornado
+
+BARE_SERVER = """
+import json, sys
+from tornado import ioloop, web
+
+class Bare(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"status": "ok"}))
+
+web.Application([(r"/health", Bare)]).listen(int(sys.argv[1]), "127.0.0.1")
+print("ready", flush=True)
+ioloop.IOLoop.current().start()
+"""
+
+
+async def _keepalive_client(
+    port: int, path: str, key: str | None, t_end: float, counts: dict[str, Any]
+) -> None:
+    """One keep-alive HTTP/1.1 connection sending ``GET path`` back to back until ``t_end``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    if key:
+        head += f"Authorization: Bearer {key}\r\n"
+    request = (head + "\r\n").encode()
+    lat = counts["latencies"]
+    try:
+        while time.perf_counter() < t_end:
+            t0 = time.perf_counter()
+            writer.write(request)
+            header = await reader.readuntil(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length:\s*(\d+)", header)
+            if m and int(m.group(1)):
+                await reader.readexactly(int(m.group(1)))
+            lat.append(time.perf_counter() - t0)
+            if not header.startswith(b"HTTP/1.1 200"):
+                counts["errors"] += 1
+    finally:
+        writer.close()
+
+
+def _client_main(port: int, path: str, key: str | None, duration: float, connections: int) -> None:
+    """Run the load client (in its own process, pinned by the caller) and print its result."""
+    counts: dict[str, Any] = {"errors": 0, "latencies": []}
+
+    async def go() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(_keepalive_client(port, path, key, t0 + duration, counts) for _ in range(connections))
+        )
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(go())
+    lat = np.asarray(counts["latencies"]) * 1e3
+    print(
+        json.dumps(
+            {
+                "requests": int(lat.size),
+                "errors": counts["errors"],
+                "req_per_s": round(lat.size / elapsed, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
+                "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+            }
+        )
+    )
+
+
+def _cores() -> tuple[set[int] | None, set[int] | None]:
+    """(server core, client cores): the first allowed core for the servers, the rest for the
+    client; ``(None, None)`` when there is only one core (nothing is pinned then)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None, None
+    if len(allowed) < 2:
+        return None, None
+    return {allowed[0]}, set(allowed[1:2])
+
+
+def _pin(proc: subprocess.Popen, cores: set[int] | None) -> None:
+    if cores is not None:
+        os.sched_setaffinity(proc.pid, cores)
+
+
+def _load(
+    port: int, path: str, key: str | None, duration: float, connections: int, cores, server_pid
+) -> dict:
+    """One run of the load client; with the server's CPU time spent per request (which other
+    processes sharing the core do not inflate, unlike requests/s)."""
+    import psutil
+
+    server = psutil.Process(server_pid)
+    cpu0 = sum(server.cpu_times()[:2])
+    wrk = shutil.which("wrk")
+    if wrk:
+        result = _wrk(wrk, port, path, key, duration, connections, cores)
+        cpu = sum(server.cpu_times()[:2]) - cpu0
+        result["server_cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
+        return result
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            "--client",
+            str(port),
+            path,
+            key or "",
+            str(duration),
+            str(connections),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _pin(proc, cores)
+    out, _ = proc.communicate(timeout=duration + 120)
+    result = json.loads(out.strip().splitlines()[-1])
+    cpu = sum(server.cpu_times()[:2]) - cpu0
+    result["server_cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
+    return result
+
+
+def _wrk(
+    wrk: str, port: int, path: str, key: str | None, duration: float, connections: int, cores
+) -> dict:
+    """One run of ``wrk`` (a C load generator: it never limits the server as a Python client
+    can), parsed into the same fields as :func:`_client_main`'s."""
+    args = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    if key:
+        args += ["-H", f"Authorization: Bearer {key}"]
+    proc = subprocess.Popen(
+        [*args, f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True
+    )
+    _pin(proc, cores)
+    out, _ = proc.communicate(timeout=duration + 120)
+
+    def ms(label: str) -> float | None:
+        m = re.search(rf"^\s*{label}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests": requests,
+        "errors": (int(bad.group(1)) if bad else 0)
+        + (sum(int(x) for x in errors.groups()) if errors else 0),
+        "req_per_s": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "client": "wrk",
+    }
+
+
+def compare(duration: float, rounds: int, connections: int) -> dict[str, Any]:
+    """Bare Tornado vs ours, alternating, each server pinned to the same core."""
+    from tests.serverutil import KEYS, PrismServer, free_port
+
+    server_core, client_cores = _cores()
+    bare_port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE_SERVER, str(bare_port)], stdout=subprocess.PIPE, text=True
+    )
+    ours = PrismServer(dashboards=True, rate_limit=1e9)
+    try:
+        assert bare.stdout.readline().strip() == "ready"
+        _pin(bare, server_core)
+        ours.start()
+        _pin(ours.proc, server_core)  # its executor threads are pinned with it
+        runs: dict[str, list[dict]] = {"bare": [], "health": [], "whoami": []}
+        targets = {
+            "bare": (bare.pid, bare_port, "/health", None),
+            "health": (ours.proc.pid, ours.port, "/health", None),
+            "whoami": (ours.proc.pid, ours.port, "/api/v1/whoami", KEYS["user"]),
+        }
+        for pid, port, path, key in targets.values():  # warm-up
+            _load(port, path, key, 1.0, connections, client_cores, pid)
+        for _ in range(rounds):
+            for name, (pid, port, path, key) in targets.items():
+                runs[name].append(_load(port, path, key, duration, connections, client_cores, pid))
+    finally:
+        bare.kill()
+        bare.wait(10)
+        ours.stop()
+
+    def median(name: str, field: str) -> float:
+        return float(np.median([r[field] for r in runs[name]]))
+
+    bare_rps = median("bare", "req_per_s")
+
+    def least(name: str, field: str) -> float:  # CPU cost: the best of the rounds
+        return float(min(r[field] for r in runs[name]))
+
+    bare_cpu = least("bare", "server_cpu_us_per_request")
+    out: dict[str, Any] = {
+        "mode": "compare",
+        "pinned": {"server": sorted(server_core or []), "client": sorted(client_cores or [])},
+        "rounds": rounds,
+        "duration_s": duration,
+        "connections": connections,
+        "errors": sum(r["errors"] for rs in runs.values() for r in rs),
+        "client": "wrk" if shutil.which("wrk") else "python (asyncio keep-alive)",
+        "routes": {},
+    }
+    for name, label in (
+        ("bare", "bare Tornado handler"),
+        ("health", "GET /health"),
+        ("whoami", "GET /api/v1/whoami (key)"),
+    ):
+        rps = median(name, "req_per_s")
+        cpu = least(name, "server_cpu_us_per_request")
+        out["routes"][label] = {
+            "req_per_s": round(rps, 1),
+            "cpu_us_per_request": round(cpu, 1),
+            "cpu_ratio": round(bare_cpu / cpu, 3) if cpu else None,
+            "p50_ms": round(median(name, "p50_ms"), 3),
+            "p99_ms": round(median(name, "p99_ms"), 3),
+            "ratio_to_bare": round(rps / bare_rps, 3) if bare_rps else None,
+            "runs_req_per_s": [r["req_per_s"] for r in runs[name]],
+        }
+    return out
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = []
+    if r["mode"] == "compare":
+        pin = r["pinned"]
+        lines.append(
+            f"request path against a bare Tornado handler: {r['rounds']} rounds x "
+            f"{r['duration_s']} s, {r['connections']} keep-alive connections ({r['client']}), "
+            f"servers on core {pin['server'] or 'any'}, client on core {pin['client'] or 'any'}"
+        )
+        lines.append(
+            f"{'route':28} {'req/s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU us/req':>10} {'x bare':>7}"
+        )
+        for name, s in r["routes"].items():
+            lines.append(
+                f"{name:28} {s['req_per_s']:>9} {s['ratio_to_bare']:>7} {s['p50_ms']:>8} "
+                f"{s['p99_ms']:>8} {s['cpu_us_per_request']:>10} {s['cpu_ratio']:>7}"
+            )
+        lines.append(
+            "x bare: requests/s ours / bare (median of the rounds); CPU: the server's CPU time "
+            "per request, best of the rounds, bare / ours (other processes do not inflate it)"
+        )
+        return "\n".join(lines)
     if r["mode"] == "mixed":
         lines.append(
             f"mixed load for {r['duration_s']} s, {r['concurrency']} concurrent clients, "
@@ -340,7 +599,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=["mixed", "health-under-load"], default="mixed")
+    p.add_argument("--mode", choices=["mixed", "health-under-load", "compare"], default="mixed")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (compare)")
+    p.add_argument("--connections", type=int, default=32, help="keep-alive connections (compare)")
     p.add_argument(
         "--url", help="an already running server (default: start one on a free loopback port)"
     )
@@ -363,12 +624,24 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     args.duration = min(max(args.duration, 0.5), 300.0)
     _raise_fd_limit()  # before the server starts, so it inherits the limit too
+    if args.mode == "compare":
+        report = compare(args.duration, max(1, args.rounds), args.connections)
+        print(format_report(report))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(report, fh, indent=2)
+        return report
     server = None
     url, key, pid = args.url, args.key, None
     if url is None:
         from tests.serverutil import KEYS, PrismServer
 
-        server = PrismServer(dashboards=False, rate_limit=1_000_000).start()
+        # One key holds all the sockets here: raise the per-key WebSocket cap to match.
+        server = PrismServer(
+            dashboards=False,
+            rate_limit=1_000_000,
+            extra_env={"PRISM_WS_PER_KEY": str(max(256, args.websockets + 16))},
+        ).start()
         url, key, pid = server.url, KEYS["user"], server.proc.pid
     try:
         if args.mode == "mixed":
@@ -396,6 +669,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--client"]:  # the load client of --mode compare, in its own process
+        port, path, key, duration, connections = argv[1:6]
+        _client_main(int(port), path, key or None, float(duration), int(connections))
+        return 0
     report = run(argv)
     bad = report["errors"] or (
         report["mode"] == "mixed"

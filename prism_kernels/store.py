@@ -7,6 +7,14 @@ kind are dropped when it grows past its bound, so a long-running server does not
 without limit.
 
 Every write is one transaction: an interrupted or failed write leaves what was stored before.
+
+A file store holds an exclusive lock (``<file>.lock``, an ``flock``) for as long as it is open:
+a second process (a second server) opening the same file gets :class:`StoreLocked`, which
+names the holder, instead of two in-memory states diverging over one file. The operating
+system drops the lock when the holder exits, even on ``kill -9``.
+
+Write checks (:meth:`Store.add_write_check`) run before every write; the server uses one to
+refuse writes made for a dashboard opened with a readonly key (:class:`ReadOnly`).
 """
 
 from __future__ import annotations
@@ -14,16 +22,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from prism_kernels.errors import InvalidInput, NotFound
+from prism_kernels.errors import InvalidInput, NotFound, PrismError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the store is then not locked
+    fcntl = None  # type: ignore[assignment]
 
 DEFAULT_MAX_ITEMS = 10_000
 
@@ -34,6 +49,59 @@ class Bound:
 
     max_items: int | None = DEFAULT_MAX_ITEMS
     max_age_s: float | None = None
+
+
+class StoreLocked(PrismError, RuntimeError):
+    """The store file is held by another open store (another server, most likely)."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"the data store {path} is already in use (held by {holder}): is another PRISM "
+            "server running on this data directory? Stop it, or give this one another data "
+            "directory (--data-dir / PRISM_DATA_DIR)"
+        )
+
+
+class ReadOnly(PrismError, PermissionError):
+    """A write refused because whoever asked for it may only read."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class FileLock:
+    """An exclusive, non-blocking ``flock`` on ``path`` that records its holder in the file.
+
+    Raises :class:`StoreLocked` naming the holder (pid, host, start time) when another open
+    file description holds it, in this process or another.
+    """
+
+    def __init__(self, path: Path, locked_path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise StoreLocked(locked_path, holder) from None
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
 
 
 def _encode_arrays(arrays: dict[str, np.ndarray] | None) -> bytes | None:
@@ -61,6 +129,10 @@ class Store:
     bounds : dict of str to Bound, optional
         Per-kind bounds; kinds not listed get ``Bound()`` (10,000 documents).
 
+    lock : bool
+        Hold ``<file>.lock`` while open (file stores only); :class:`StoreLocked` when another
+        open store holds it.
+
     Notes
     -----
     Thread-safe: one connection guarded by a lock (the server calls it from executor
@@ -68,13 +140,25 @@ class Store:
     """
 
     def __init__(
-        self, path: str | Path = ":memory:", bounds: dict[str, Bound] | None = None
+        self,
+        path: str | Path = ":memory:",
+        bounds: dict[str, Bound] | None = None,
+        lock: bool = True,
     ) -> None:
         self.path = str(path)
+        self._file_lock: FileLock | None = None
+        self._write_checks: list[Callable[[str], None]] = []
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if lock:
+                self._file_lock = FileLock(Path(self.path + ".lock"), self.path)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except BaseException:
+            if self._file_lock is not None:
+                self._file_lock.release()
+            raise
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -97,6 +181,14 @@ class Store:
     def set_bound(self, kind: str, bound: Bound) -> None:
         self.bounds[kind] = bound
 
+    def add_write_check(self, check: Callable[[str], None]) -> None:
+        """Call ``check(kind)`` before every write (``put``, ``delete``); it raises to refuse."""
+        self._write_checks.append(check)
+
+    def _check_write(self, kind: str) -> None:
+        for check in self._write_checks:
+            check(kind)
+
     def put(
         self,
         kind: str,
@@ -105,6 +197,7 @@ class Store:
         arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Insert or replace one document (and its arrays) atomically, then apply the kind's bound."""
+        self._check_write(kind)
         try:
             text = json.dumps(doc, allow_nan=False, default=_json_default)
         except (TypeError, ValueError) as exc:
@@ -195,6 +288,7 @@ class Store:
 
     def delete(self, kind: str, id: str | int) -> bool:
         """Delete one document; ``True`` when something was deleted."""
+        self._check_write(kind)
         with self._lock:
             cur = self._db.execute("DELETE FROM docs WHERE kind=? AND id=?", (kind, str(id)))
         return cur.rowcount > 0
@@ -202,6 +296,9 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._file_lock is not None:
+                self._file_lock.release()
+                self._file_lock = None
 
 
 def _json_default(o: Any) -> Any:

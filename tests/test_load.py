@@ -38,3 +38,17 @@ def test_health_answers_while_big_benchmarks_run():
     report = run(["--mode", "health-under-load", "--heavy", "8", "--heavy-size", "512"])
     assert report["errors"] == 0
     assert report["heavy"]["ok"] == 8 and report["health_under_load"]["ok"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_compare_prints_ours_against_a_bare_tornado_handler(capsys):
+    """A short side-by-side run (the ratio itself is measured on a quiet machine, see the
+    module docstring of benchmarks/load.py; here only that it runs and answers)."""
+    report = run(["--mode", "compare", "--rounds", "1", "--duration", "1", "--connections", "8"])
+    assert report["errors"] == 0
+    routes = report["routes"]
+    assert set(routes) == {"bare Tornado handler", "GET /health", "GET /api/v1/whoami (key)"}
+    for r in routes.values():
+        assert r["req_per_s"] > 50 and r["ratio_to_bare"] > 0
+    assert "x bare" in capsys.readouterr().out

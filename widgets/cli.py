@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_mb=args.max_body_mb,
             data_dir=Path(args.data_dir) if args.data_dir else None,
             dashboards=False if args.no_dashboards else None,
+            login_link=False if args.no_login_link else None,
         )
         from prism_kernels.backend import resolve_backend
 
@@ -52,14 +53,16 @@ def _serve(args: argparse.Namespace) -> int:
             "Send it as 'Authorization: Bearer <key>'. Set PRISM_API_KEYS=key:role,... to choose keys.",
             flush=True,
         )
-    if not settings.auth:
-        print("Serving the API WITHOUT authentication (--no-auth).", flush=True)
-    print(f"PRISM on http://{settings.address}:{settings.port}/", flush=True)
     from prism_kernels.backend import tune_host_allocator
+    from prism_kernels.store import StoreLocked
     from widgets.server.app import serve
 
     tune_host_allocator()  # batched kernels make multi-MB temporaries: keep them off the page-fault path
-    serve(settings, show=args.show)
+    try:
+        serve(settings, show=args.show)  # prints the URL (and the sign-in link) once it listens
+    except StoreLocked as exc:
+        print(f"prism serve: {exc}", file=sys.stderr, flush=True)
+        return 3
     return 0
 
 
@@ -79,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=None, help="interface to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default 5006)")
     s.add_argument(
-        "--no-auth", action="store_true", help="serve the API without keys (personal use only)"
+        "--no-auth",
+        action="store_true",
+        help="serve the API and the dashboards without keys (personal use only)",
+    )
+    s.add_argument(
+        "--no-login-link",
+        action="store_true",
+        help="do not print a one-time dashboard sign-in link at start-up",
     )
     s.add_argument(
         "--rate-limit", type=float, default=None, help="requests/s per key (PRISM_RATE_LIMIT)"

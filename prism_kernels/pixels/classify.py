@@ -33,6 +33,8 @@ import numpy as np
 from prism_kernels.errors import InvalidInput
 from prism_kernels.pixels.signatures import CLASSES, DETECTION_THRESHOLD, generate_dataset
 
+#: Standardised feature values are clipped here (standard deviations of the training set).
+Z_CLIP = 1e6
 WEIGHTS_PATH = Path(__file__).with_name("classifier_weights.json")
 
 #: Feature names, units and meaning (the order of the weight columns).
@@ -321,7 +323,10 @@ class SignatureClassifier:
         to the predicted class's centred score, so positive terms pushed toward the class.
         """
         x, missing = self._vector(features)
-        z = (x - self.mean) / self.scale
+        # A feature far outside anything seen in training (1e308) saturates the model instead of
+        # overflowing it: standardised values are clipped at +-Z_CLIP standard deviations.
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.clip((x - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
         scores = self.coef @ z + self.intercept
         p = _softmax(scores)
         c = int(np.argmax(p))

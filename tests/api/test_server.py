@@ -11,6 +11,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.serverutil import PrismServer
+from widgets.server.app import SERVER_ROUTES
 from widgets.server.routes import all_routes
 
 
@@ -22,6 +23,14 @@ def test_root_json_and_html(server):
         page = c.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
         assert page.headers["content-type"].startswith("text/html")
         assert 'href="./system"' in page.text
+
+
+def test_whoami_names_the_role_of_the_key(server):
+    for role in ("admin", "user", "readonly"):
+        with server.client(role) as c:
+            r = c.get("/api/v1/whoami")
+        assert r.status_code == 200 and r.json()["data"] == {"role": role}
+    assert httpx.get(server.url + "/api/v1/whoami").status_code == 401
 
 
 def test_health(server):
@@ -53,7 +62,7 @@ def test_metrics_prometheus_text(server, api):
 def test_openapi_valid_and_lists_exactly_the_routes_served(server, api):
     doc = api.get("/api/v1/openapi.json").json()
     validate(doc)
-    declared = {(r.method.lower(), r.path) for r in all_routes()}
+    declared = {(r.method.lower(), r.path) for r in all_routes() + SERVER_ROUTES.routes}
     documented = {(m, p) for p, ms in doc["paths"].items() for m in ms}
     assert documented == declared
     for method, path in documented:
@@ -143,5 +152,21 @@ def test_store_survives_restart(tmp_path):
 
 @pytest.mark.parametrize("slug", ["system"])
 def test_dashboard_page_is_served(server, slug):
-    r = httpx.get(f"{server.url}/{slug}", timeout=60)
+    anonymous = httpx.get(f"{server.url}/{slug}", timeout=60)
+    assert anonymous.status_code == 302 and anonymous.headers["location"].startswith("/login")
+    with server.login("readonly") as c:
+        r = c.get(f"/{slug}")
     assert r.status_code == 200 and "bokeh" in r.text.lower()
+
+
+def test_metrics_count_root_health_and_metrics_under_their_own_names(server):
+    with httpx.Client(base_url=server.url) as c:
+        c.get("/", headers={"Accept": "application/json"})
+        c.get("/health")
+        c.get("/metrics")
+        text = c.get("/metrics").text
+    for route in ("/", "/health", "/metrics"):
+        assert re.search(
+            rf'http_requests_total\{{method="GET",route="{re.escape(route)}",status="200"\}} [1-9]',
+            text,
+        ), route

@@ -112,3 +112,115 @@ def test_snake_case_spellings():
         assert snake_case(raw) == "maximize_sharpe"
     assert snake_case("HRP") == "hrp" and snake_case("MatrixMultiply") == "matrix_multiply"
     assert snake_case(3) == 3
+
+
+def test_failed_auth_throttle_with_a_fake_clock():
+    from widgets.server.ratelimit import FailureThrottle
+
+    now = [0.0]
+    t = FailureThrottle(burst=3, per_s=0.5, max_clients=2, clock=lambda: now[0])
+    assert t.retry_after("a") == 0
+    for _ in range(3):
+        t.failed("a")
+    assert t.retry_after("a") == pytest.approx(2.0)  # one token back at 0.5/s
+    assert t.retry_after("b") == 0  # per address
+    now[0] += 2.0
+    assert t.retry_after("a") == 0
+    t.failed("b")
+    t.failed("c")
+    t.failed("d")  # only the two most recent addresses are remembered
+    assert "b" not in t._spent and set(t._spent) == {"c", "d"}
+    now[0] += 100
+    assert t.retry_after("c") == 0 and "c" not in t._spent  # full again: forgotten
+
+
+def test_parse_json_bounds():
+    from widgets.server.jsonbody import BodyError, parse_json
+
+    assert parse_json(b'{"a": [1, 2.5, true, null, "x"]}') == {"a": [1, 2.5, True, None, "x"]}
+    cases = {
+        b"[" * 70 + b"]" * 70: "nested more than 64",
+        b"[" * 300 + b"]" * 300: "nested more than 64",
+        b'{"a": "\xff"}': "UTF-8",
+        b'{"a": NaN}': "malformed",
+        b'{"a": 1} x': "malformed",
+        b'{"a": [1, 1e999]}': "a.1: a number",
+        b'{"a": {"b": [0, -1e400]}}': "a.b.1: a number",
+        b'{"a": [[1], [2, 99999999999999999999999]]}': "a.1.1: an integer",
+        b'{"a": [' + b"0," * 10 + b"0]}": "has 11 entries",
+    }
+    for raw, message in cases.items():
+        with pytest.raises(BodyError) as e:
+            parse_json(raw, max_depth=64, max_items=10)
+        assert e.value.status == 400 and message in e.value.message, (raw[:30], e.value.message)
+    big = b"[" + b"1.5," * 100_000 + b"1e999]"  # the bad number is found across slices
+    with pytest.raises(BodyError, match="100000"):
+        parse_json(big)
+
+
+def test_redact_and_clip():
+    from widgets.server.security import clip, clip_details, redact
+
+    assert redact("/ws?api_key=abc123&x=1") == "/ws?api_key=[redacted]&x=1"
+    assert redact("/login?next=/a&token=T0K3N") == "/login?next=/a&token=[redacted]"
+    assert redact("/health") == "/health"
+    assert clip("x" * 10, 20) == "x" * 10
+    assert clip("x" * 1000, 20).startswith("x" * 20) and "980 more" in clip("x" * 1000, 20)
+    d = clip_details({"field": "f" * 5000, "errors": [{"m": i} for i in range(100)]})
+    assert len(d["field"]) < 300 and len(d["errors"]) == 21
+
+
+def test_parse_origins():
+    from widgets.server.config import parse_origins
+
+    assert parse_origins("https://A.example, http://b:8080/") == [
+        "https://a.example",
+        "http://b:8080",
+    ]
+    assert parse_origins("") == [] and parse_origins("*") == ["*"]
+    for bad in ("a.example", "ftp://x", "*, https://a"):
+        with pytest.raises(ConfigError):
+            parse_origins(bad)
+
+
+def test_session_gate_caps():
+    from widgets.server.dashboards import SessionGate
+
+    g = SessionGate(max_total=3, max_per_client=2)
+    assert g.refusal("a") is None
+    g.add("s1", "a")
+    g.add("s2", "a")
+    assert g.refusal("a")[0] == 429 and g.refusal("b") is None
+    g.add("s3", "b")
+    assert g.refusal("c")[0] == 503
+    g.remove("s1")
+    g.remove("s1")  # twice: no effect
+    assert g.refusal("a") is None and g.per_client["a"] == 1
+
+
+def test_login_links_die_on_first_use():
+    from widgets.server.dashboards import LoginLinks, SessionCookies, safe_next
+
+    links = LoginLinks()
+    token = links.new("admin")
+    assert links.redeem("nope") is None
+    assert links.redeem(token) == "admin" and links.redeem(token) is None
+    expired = LoginLinks(ttl_s=-1)
+    assert expired.redeem(expired.new()) is None
+    assert safe_next("/finance?x=1") == "/finance?x=1"
+    for bad in ("//evil.example", "https://evil.example", "/\\evil", "", None, "javascript:x"):
+        assert safe_next(bad) == "/"
+    cookies = SessionCookies("s" * 32, {"k-user-0001": "user"})
+    assert cookies.role(None) is None and cookies.role("garbage") is None
+
+
+def test_metrics_labels_only_from_known_values():
+    from widgets.server.metrics import ServerMetrics
+
+    m = ServerMetrics()
+    for i in range(200):
+        m.observe_request("/health", f"M{i}", 405, 0.001)
+    m.observe_request("/health", "GET", 200, 0.001)
+    text = m.render().decode()
+    assert "M1" not in text and 'method="OTHER"' in text
+    assert text.count("http_requests_total{") == 2

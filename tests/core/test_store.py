@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,39 @@ def test_list_with_extreme_offsets():
     assert [i for i, _ in s.list("k", limit=10**21)] == ["a"]
     with pytest.raises(InvalidInput):
         s.list("k", offset=-1)
+
+
+def test_a_file_store_is_locked_while_open(tmp_path):
+    from prism_kernels.store import StoreLocked
+
+    path = tmp_path / "prism.sqlite"
+    s = Store(path)
+    with pytest.raises(StoreLocked) as e:
+        Store(path)
+    assert str(path) in str(e.value) and f"pid {os.getpid()}" in str(e.value)
+    assert "--data-dir" in str(e.value)
+    s.close()
+    Store(path).close()  # released on close
+    Store(":memory:")  # memory stores are never locked
+    unlocked = Store(tmp_path / "other.sqlite", lock=False)
+    Store(tmp_path / "other.sqlite", lock=False).close()
+    unlocked.close()
+
+
+def test_write_checks_refuse_before_anything_is_written():
+    from prism_kernels.store import ReadOnly
+
+    s = Store(":memory:")
+    s.put("k", "a", {"v": 1})
+    refused: list[str] = []
+
+    def check(kind: str) -> None:
+        refused.append(kind)
+        raise ReadOnly(kind, "read only")
+
+    s.add_write_check(check)
+    with pytest.raises(ReadOnly):
+        s.put("k", "b", {"v": 2})
+    with pytest.raises(ReadOnly):
+        s.delete("k", "a")
+    assert refused == ["k", "k"] and s.count("k") == 1 and s.get("k", "a") == {"v": 1}

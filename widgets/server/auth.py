@@ -1,11 +1,15 @@
 """API keys and roles: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (Bearer wins).
 
 Keys are compared in constant time. ``readonly`` keys may only GET (and HEAD).
-Browsers cannot set headers on a WebSocket, so the WebSocket also takes ``?api_key=``.
+Browsers cannot set headers on a WebSocket, so the WebSocket also takes ``?api_key=`` (the
+access log redacts it). Dashboards take a key once, on their login page, and then a signed
+session cookie (:mod:`widgets.server.dashboards`).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 
 from widgets.server.errors import ApiError
@@ -19,8 +23,8 @@ def extract_key(headers, query_key: str | None = None) -> str | None:
     Returns ``None`` when no credential is presented at all; raises a 401 for a malformed
     ``Authorization`` header (wrong scheme, empty token).
     """
-    authz = headers.get("Authorization")
-    if authz is not None:
+    if "Authorization" in headers:  # (``in`` first: ``get`` raises a KeyError when absent)
+        authz = headers["Authorization"]
         scheme, _, token = authz.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(
@@ -29,8 +33,8 @@ def extract_key(headers, query_key: str | None = None) -> str | None:
                 headers={"WWW-Authenticate": 'Bearer realm="prism"'},
             )
         return token.strip()
-    key = headers.get("X-API-Key")
-    if key is not None:
+    if "X-API-Key" in headers:
+        key = headers["X-API-Key"]
         if not key.strip():
             raise ApiError(
                 401, "empty X-API-Key header", headers={"WWW-Authenticate": 'Bearer realm="prism"'}
@@ -41,25 +45,47 @@ def extract_key(headers, query_key: str | None = None) -> str | None:
     return None
 
 
+class MissingKey(ApiError):
+    """No credential at all (a 401 that does not count as a wrong guess)."""
+
+
+class KeyTable:
+    """The configured keys, encoded once: :meth:`role` compares a key with every one of them
+    in constant time (the time taken does not leak which one matched)."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._keys = tuple((k.encode("utf-8", "surrogateescape"), role) for k, role in keys.items())
+
+    def role(self, key: str | None) -> str:
+        """The role of ``key``; raises a 401 when it is missing (:class:`MissingKey`) or unknown."""
+        if key is None:
+            raise MissingKey(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers=CHALLENGE,
+            )
+        role = None
+        candidate = key.encode("utf-8", "surrogateescape")
+        for known, known_role in self._keys:
+            if hmac.compare_digest(candidate, known):
+                role = known_role
+        if role is None:
+            raise ApiError(401, "invalid API key", headers=CHALLENGE)
+        return role
+
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="prism"'}
+
+
 def authenticate(keys: dict[str, str], key: str | None) -> str:
-    """The role of ``key``; raises a 401 when it is missing or unknown."""
-    if key is None:
-        raise ApiError(
-            401,
-            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": 'Bearer realm="prism"'},
-        )
-    role = None
-    candidate = key.encode()
-    for (
-        known,
-        known_role,
-    ) in keys.items():  # compare with every key: time does not leak which matched
-        if hmac.compare_digest(candidate, known.encode()):
-            role = known_role
-    if role is None:
-        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": 'Bearer realm="prism"'})
-    return role
+    """The role of ``key`` among ``keys``; raises a 401 when it is missing or unknown."""
+    return KeyTable(keys).role(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def key_id(key: str) -> str:
+    """A short, non-reversible name of a key (for per-key counts and session cookies)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
 def authorize(role: str, method: str, required: str) -> None:

@@ -6,6 +6,7 @@
 
     srv = start_background_server()            # a free loopback port, a fresh admin key
     httpx.get(srv.url + "/api/v1/gpu/status", headers=srv.headers)
+    srv.login_link("/finance")                 # with dashboards=True: a one-time browser sign-in
     srv.stop()
 
 It is the same server ``prism serve`` runs (:func:`widgets.server.app.build_server`), on its
@@ -60,6 +61,17 @@ class BackgroundServer:
     def headers(self) -> dict[str, str]:
         """``Authorization`` header for :attr:`key` (empty without auth)."""
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def login_link(self, next: str = "/") -> str:
+        """A one-time sign-in link for one browser, landing on ``next`` (``"/finance"``):
+        with auth on, the dashboards need a sign-in; the link's token is not the API key and
+        dies on first use."""
+        from urllib.parse import urlencode
+
+        if not self.app.settings.auth:
+            return self.url + next
+        token = self.app.login_links.new("admin")
+        return f"{self.url}/login?{urlencode({'token': token, 'next': next})}"
 
     @property
     def running(self) -> bool:

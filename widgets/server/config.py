@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROLES = ("admin", "user", "readonly")
 
@@ -37,9 +39,33 @@ def parse_api_keys(text: str) -> dict[str, str]:
 class Settings:
     """Everything the server needs to start.
 
-    ``api_keys`` maps key to role; ``auth=False`` serves the API without keys (an explicit
-    choice, ``--no-auth``). ``rate_limit`` is requests per second per key (burst equal to it),
-    ``max_body_mb`` the largest request body accepted (413 beyond).
+    ``api_keys`` maps key to role; ``auth=False`` serves the API and the dashboards without
+    keys (an explicit choice, ``--no-auth``). ``rate_limit`` is requests per second per key
+    (burst equal to it), ``max_body_mb`` the largest request body accepted (413 beyond).
+
+    Hardening (environment variable in brackets):
+
+    - ``cors_origins`` [``PRISM_CORS_ORIGINS``, comma-separated ``scheme://host[:port]``]:
+      the other origins whose pages may call the API (CORS) and open the WebSockets; none by
+      default (same-origin pages and non-browser clients only);
+    - ``metrics_key`` [``PRISM_METRICS_KEY``]: when set, ``/metrics`` needs it (or an admin key);
+    - ``auth_fail_burst`` / ``auth_fail_per_s`` [``PRISM_AUTH_FAIL_BURST``,
+      ``PRISM_AUTH_FAIL_PER_S``]: wrong credentials one client address may present before it
+      gets 429s, and how fast that allowance comes back;
+    - ``header_timeout_s`` [``PRISM_HEADER_TIMEOUT_S``]: a connection that has not sent a whole
+      request head within this many seconds (also: an idle keep-alive connection) is closed;
+      ``body_timeout_s`` [``PRISM_BODY_TIMEOUT_S``] the same for the body;
+    - ``ws_per_key`` [``PRISM_WS_PER_KEY``]: event WebSockets one key (or, without auth, one
+      address) may hold open;
+    - ``max_sessions`` / ``max_sessions_per_client`` [``PRISM_MAX_SESSIONS``,
+      ``PRISM_MAX_SESSIONS_PER_CLIENT``]: live dashboard sessions, in all and per address;
+      ``session_workers`` [``PRISM_SESSION_WORKERS``]: threads that build them;
+    - ``max_json_depth`` / ``max_array_items`` [``PRISM_MAX_JSON_DEPTH``,
+      ``PRISM_MAX_ARRAY_ITEMS``]: nesting and array length of a request body (400 beyond);
+    - ``cookie_secret`` [``PRISM_COOKIE_SECRET``]: signs dashboard session cookies (random per
+      start when unset, so a restart logs browsers out); ``login_link``
+      [``PRISM_LOGIN_LINK=0`` turns it off]: print a one-time admin sign-in link for the
+      dashboards at start-up (turn it off where logs are shipped elsewhere).
     """
 
     address: str = "127.0.0.1"
@@ -55,7 +81,20 @@ class Settings:
     workers: int = max(2, min(8, os.cpu_count() or 2))
     status_interval_s: float = 5.0
     dashboards: bool = True
-    allowed_origins: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    metrics_key: str | None = None
+    auth_fail_burst: float = 20.0
+    auth_fail_per_s: float = 0.5
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 60.0
+    ws_per_key: int = 256
+    max_sessions: int = 100
+    max_sessions_per_client: int = 10
+    session_workers: int = 1
+    max_json_depth: int = 64
+    max_array_items: int = 4_194_304
+    cookie_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    login_link: bool = True
 
     @property
     def max_body_bytes(self) -> int:
@@ -73,6 +112,30 @@ class Settings:
         if env.get("PRISM_DATA_DIR"):
             s.data_dir = Path(env["PRISM_DATA_DIR"])
         s.backend = env.get("PRISM_BACKEND", s.backend) or "numpy"
+        s.cors_origins = parse_origins(env.get("PRISM_CORS_ORIGINS", ""))
+        s.metrics_key = env.get("PRISM_METRICS_KEY") or None
+        for name, attr in (
+            ("PRISM_AUTH_FAIL_BURST", "auth_fail_burst"),
+            ("PRISM_AUTH_FAIL_PER_S", "auth_fail_per_s"),
+            ("PRISM_HEADER_TIMEOUT_S", "header_timeout_s"),
+            ("PRISM_BODY_TIMEOUT_S", "body_timeout_s"),
+        ):
+            setattr(s, attr, _positive_float(env, name, getattr(s, attr)))
+        for name, attr in (
+            ("PRISM_WS_PER_KEY", "ws_per_key"),
+            ("PRISM_MAX_SESSIONS", "max_sessions"),
+            ("PRISM_MAX_SESSIONS_PER_CLIENT", "max_sessions_per_client"),
+            ("PRISM_SESSION_WORKERS", "session_workers"),
+            ("PRISM_MAX_JSON_DEPTH", "max_json_depth"),
+            ("PRISM_MAX_ARRAY_ITEMS", "max_array_items"),
+        ):
+            setattr(s, attr, _positive_int(env, name, getattr(s, attr)))
+        if env.get("PRISM_COOKIE_SECRET"):
+            if len(env["PRISM_COOKIE_SECRET"]) < 32:
+                raise ConfigError("PRISM_COOKIE_SECRET must be at least 32 characters")
+            s.cookie_secret = env["PRISM_COOKIE_SECRET"]
+        if env.get("PRISM_LOGIN_LINK", "").strip().lower() in ("0", "false", "no", "off"):
+            s.login_link = False
         for name, value in overrides.items():
             if value is not None:
                 setattr(s, name, value)
@@ -89,14 +152,44 @@ class Settings:
         return s
 
 
+def parse_origins(text: str) -> list[str]:
+    """``"https://a.example, http://b:8080"`` -> the origins, checked and without a trailing slash.
+
+    An origin is ``scheme://host[:port]`` exactly as a browser sends it in ``Origin``; ``*``
+    (any origin) is accepted only on its own, as an explicit choice.
+    """
+    out: list[str] = []
+    for item in (text or "").split(","):
+        item = item.strip().rstrip("/")
+        if not item:
+            continue
+        if item != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", item):
+            raise ConfigError(
+                f"PRISM_CORS_ORIGINS: {item!r} is not an origin like https://host[:port]"
+            )
+        out.append(item.lower())
+    if "*" in out and len(out) > 1:
+        raise ConfigError("PRISM_CORS_ORIGINS: '*' means any origin; list it alone")
+    return out
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    return _positive(env, name, default, int, "a whole number")
+
+
 def _positive_float(env: dict[str, str], name: str, default: float) -> float:
+    return _positive(env, name, default, float, "a number")
+
+
+def _positive(env: dict[str, str], name: str, default: Any, kind: type, what: str) -> Any:
+    """``env[name]`` read as ``kind`` and checked positive; ``default`` when unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
     if not value > 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
     return value

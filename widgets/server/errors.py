@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from prism_kernels.errors import InvalidInput, NotFound, Unavailable
+from prism_kernels.store import ReadOnly
 
 STATUS_KIND = {
     400: "ValidationError",
@@ -83,6 +84,8 @@ def from_exception(exc: BaseException) -> ApiError:
         )
     if isinstance(exc, NotFound):
         return ApiError(404, str(exc), details={"kind": exc.kind, "id": str(exc.id)})
+    if isinstance(exc, ReadOnly):
+        return ApiError(403, str(exc))
     if isinstance(exc, Unavailable):
         return ApiError(503, str(exc))
     if isinstance(exc, TimeoutError):

@@ -1,11 +1,19 @@
-"""Prometheus metrics of one server (served as text at ``/metrics``)."""
+"""Prometheus metrics of one server (served as text at ``/metrics``).
+
+Every label value comes from a closed set the server knows (route templates, the HTTP methods
+it serves, the statuses it answers, declared event types), never from what a client sent:
+a client inventing methods or paths cannot grow ``/metrics``.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["ServerMetrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["ServerMetrics", "CONTENT_TYPE_LATEST", "METHODS"]
+
+#: The methods counted under their own name; any other is counted as ``OTHER``.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
 
 
 class ServerMetrics:
@@ -62,6 +70,42 @@ class ServerMetrics:
         self.process_rss = Gauge(
             "process_resident_memory_bytes_prism", "Server resident memory", registry=r
         )
+
+        self.sessions = Gauge(
+            "dashboard_sessions", "Live dashboard sessions (built or being built)", registry=r
+        )
+        self.session_refusals = Counter(
+            "dashboard_session_refusals",
+            "Dashboard sessions refused by the caps",
+            ["reason"],
+            registry=r,
+        )
+        self.session_build_seconds = Histogram(
+            "dashboard_session_build_seconds",
+            "Time to build one dashboard session (off the event loop)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request under ``route`` (a template the caller knows, never a raw path)."""
+        key = (route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            if method not in METHODS:
+                child = self._children.get((route, "OTHER", status))
+            if child is None:
+                child = (
+                    self.requests.labels(
+                        route, method if method in METHODS else "OTHER", str(status)
+                    ),
+                    self.latency.labels(route),
+                )
+            if method in METHODS:
+                self._children[key] = child
+        child[0].inc()
+        child[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

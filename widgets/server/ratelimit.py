@@ -1,14 +1,16 @@
-"""Per-key token bucket: ``rate`` tokens per second, at most ``burst`` banked."""
+"""Per-key token bucket (``rate`` tokens per second, at most ``burst`` banked) and the
+per-address throttle of wrong credentials."""
 
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     limit: int
@@ -20,7 +22,7 @@ class Decision:
         h = {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(math.ceil(self.reset_s)),
+            "X-RateLimit-Reset": str(-int(-self.reset_s // 1)),  # ceil
         }
         if not self.allowed:
             h["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
@@ -50,9 +52,58 @@ class RateLimiter:
                 self.refused += 1
             self._buckets[key] = (tokens, now)
         return Decision(
-            allowed=allowed,
-            limit=int(self.burst),
-            remaining=int(tokens),
-            reset_s=(self.burst - tokens) / self.rate,
-            retry_after_s=0.0 if allowed else (1.0 - tokens) / self.rate,
+            allowed,
+            int(self.burst),
+            int(tokens),
+            (self.burst - tokens) / self.rate,
+            0.0 if allowed else (1.0 - tokens) / self.rate,
         )
+
+
+class FailureThrottle:
+    """Wrong credentials per client address: ``burst`` allowed, coming back at ``per_s`` a second.
+
+    An address that has spent its allowance gets 429s for every authenticated request (a valid
+    key included: otherwise the throttle would not slow a guesser down) until one comes back.
+    At most ``max_clients`` addresses are remembered; the least recently seen go first, and an
+    address whose allowance is full again is forgotten. Used on the event loop only.
+    """
+
+    def __init__(
+        self, burst: float, per_s: float, max_clients: int = 100_000, clock=time.monotonic
+    ) -> None:
+        self.burst = float(burst)
+        self.per_s = float(per_s)
+        self.max_clients = max_clients
+        self._clock = clock
+        self._spent: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, t)
+        self.refused = 0
+
+    def _tokens(self, client: str, now: float) -> float:
+        entry = self._spent.get(client)
+        if entry is None:
+            return self.burst
+        tokens = min(self.burst, entry[0] + (now - entry[1]) * self.per_s)
+        if tokens >= self.burst:
+            del self._spent[client]
+        return tokens
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0 when it may now)."""
+        if not self._spent:
+            return 0.0
+        now = self._clock()
+        tokens = self._tokens(client, now)
+        if tokens >= 1.0:
+            return 0.0
+        self.refused += 1
+        return (1.0 - tokens) / self.per_s
+
+    def failed(self, client: str) -> None:
+        """Record one wrong credential from ``client``."""
+        now = self._clock()
+        tokens = self._tokens(client, now) - 1.0
+        self._spent[client] = (tokens, now)
+        self._spent.move_to_end(client)
+        while len(self._spent) > self.max_clients:
+            self._spent.popitem(last=False)

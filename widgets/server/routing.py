@@ -25,16 +25,24 @@ import json
 import math
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from widgets.server.errors import ApiError, from_exception, from_validation_error
+from widgets.server.jsonbody import parse_json
+from widgets.server.security import (
+    API_HEADERS,
+    MESSAGE_CHARS,
+    clip,
+    clip_details,
+    request_id_for,
+)
 
 API_PREFIX = "/api/v1"
 API_VERSION = "v1"
@@ -111,10 +119,13 @@ class Route:
         if self.response is None:
             return result
         try:
-            model = self.response.model_validate(to_plain(result))
+            model = self.response.__pydantic_validator__.validate_python(to_plain(result))
         except ValidationError as exc:
             raise ResponseMismatch(self.name, exc) from None
-        return model.model_dump(mode="json", exclude_unset=True)
+        # (model_validate / model_dump without their Python wrappers: this runs per request)
+        return self.response.__pydantic_serializer__.to_python(
+            model, mode="json", exclude_unset=True
+        )
 
 
 class ResponseMismatch(RuntimeError):
@@ -193,8 +204,13 @@ class RouteGroup:
 # ---------------------------------------------------------------- JSON encoding
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def to_plain(o: Any) -> Any:
     """``o`` with NumPy arrays and scalars, tuples and ``to_dict`` objects made plain Python."""
+    if type(o) in _SCALARS:
+        return o
     if isinstance(o, dict):
         return {k: to_plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
@@ -235,54 +251,207 @@ def _finite(o: Any) -> Any:
     return o
 
 
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> str:
     """JSON text of ``obj``: NumPy arrays and scalars, models, dataclasses with ``to_dict``; NaN -> null."""
     try:
-        return json.dumps(obj, default=_default, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(obj)
     except ValueError:
         plain = json.loads(json.dumps(obj, default=_default, allow_nan=True))
         return json.dumps(_finite(plain), allow_nan=False, separators=(",", ":"))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
-
-
 def loads(text: bytes | str) -> Any:
-    """Parse a request body; NaN and Infinity literals are refused."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Parse a request body with the server's bounds (:func:`widgets.server.jsonbody.parse_json`);
+    NaN and Infinity literals, invalid UTF-8 and deep nesting are refused (a ``ValueError``)."""
+    return parse_json(text)
+
+
+def parse_body(route: Route, raw: bytes, max_depth: int, max_items: int) -> Any:
+    """The validated request model of ``route`` from the raw body (a 400 naming the field otherwise).
+
+    Runs in the executor: parsing and validating a large body must not hold the event loop.
+    An empty body is an empty object (every field at its default).
+    """
+    data = {} if not raw or raw.isspace() else parse_json(raw, max_depth, max_items)
+    try:
+        return route.request.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "body") from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        # A validator that met input of an unexpected shape (pydantic only wraps ValueError):
+        # still the caller's input, so a 400, not a 500.
+        raise ApiError(400, f"invalid body: {clip(str(exc))}", details={"field": "body"}) from None
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+class ApiRouter:
+    """Finds the routes of a request path in one step: a dict for fixed paths, then the
+    templated ones (``/track/{track_id}``) in declaration order.
+
+    Tornado tries its rules one regular expression after another; with one rule per API path
+    that was ~50 matches per request. The server registers a single rule for ``/api/v1/...``
+    and dispatches here.
+    """
+
+    def __init__(self, routes: list[Route]) -> None:
+        by_path: dict[str, dict[str, Route]] = {}
+        for r in routes:
+            by_path.setdefault(r.path, {})[r.method] = r
+        self.fixed = {path: ms for path, ms in by_path.items() if "{" not in path}
+        self.templated = [
+            (re.compile(ms[next(iter(ms))].pattern), ms)
+            for path, ms in by_path.items()
+            if "{" in path
+        ]
+
+    def match(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+        """``(routes by method, path parameters)`` of ``path`` (as sent, percent-encoded), or
+        ``None``. Raises a 400 for a parameter that is not UTF-8 once decoded."""
+        routes = self.fixed.get(path)
+        if routes is not None:
+            return routes, {}
+        for regex, routes in self.templated:
+            m = regex.match(path)
+            if m is not None:
+                params = {}
+                for name, raw in m.groupdict().items():
+                    try:
+                        params[name] = unquote_to_bytes(raw).decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ApiError(
+                            400,
+                            f"path parameter {name!r} is not valid UTF-8",
+                            details={"field": name, "in": "path"},
+                        ) from None
+                return routes, params
+        return None
 
 
 # ---------------------------------------------------------------- the handler
 
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
 
-class ApiHandler(web.RequestHandler):
-    """Serves one :class:`Route` (plus 405 for the methods it lacks on the same path).
 
-    Order of checks: body size (413), auth (401), role (403), rate limit (429), JSON (400),
-    validation (400), handler (its own 4xx, or 500 without a trace).
+class JsonResponder(web.RequestHandler):
+    """Base of the server's own handlers: JSON bodies, ``Cache-Control: no-store``, CORS for the
+    configured origins, the request id, and a metrics label that is always a known value.
+
+    ``route_name`` is the label the request is counted under in ``/metrics``.
     """
 
-    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+    route_name = "unmatched"
+    app: Any = None
+    request_id: str = ""
 
-    def initialize(self, app: Any, routes: dict[str, Route]) -> None:
+    def initialize(self, app: Any) -> None:
         self.app = app
-        self.routes_by_method = routes
-        self.route: Route | None = None
-        self.request_id = uuid.uuid4().hex[:16]
-        self.t0 = time.perf_counter()
+        self._cors()
 
-    # Bodies are streamed so an oversized one gets a JSON 413 instead of a dropped connection.
-    def prepare(self) -> None:
+    def set_default_headers(self) -> None:
+        # Called when the handler is made and again when Tornado answers an error itself
+        # (send_error clears the headers). Constant, valid values: written straight into the
+        # response headers (what set_header would do after checking them): this runs on every
+        # request.
+        if not self.request_id:
+            self.request_id = request_id_for(self.request.headers)
+        headers = self._headers
+        if "Server" in headers:
+            del headers["Server"]
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        headers["Cache-Control"] = "no-store"
+        headers["X-Request-Id"] = self.request_id
+        headers.update(API_HEADERS)
+        if self.app is not None:
+            self._cors()
+
+    def _cors(self) -> None:
+        request_headers = self.request.headers
+        if "Origin" in request_headers and self.app.cors_allows(request_headers["Origin"]):
+            self.set_header("Access-Control-Allow-Origin", request_headers["Origin"])
+            self._headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+            self._headers["Vary"] = "Origin"
+
+    def compute_etag(self) -> None:
+        return None  # API answers are not cached (Cache-Control: no-store): no ETag to hash
+
+    def check_etag_header(self) -> bool:
+        return False  # no ETag, so no If-None-Match to compare it with
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(dumps(obj))
+
+    def write_error_body(self, err: ApiError, exc: BaseException | None = None) -> None:
+        """Answer ``err`` as the JSON error body; quotes of the input are clipped."""
+        if err.status >= 500 and exc is not None and not isinstance(exc, ApiError):
+            self.app.log_exception(self, exc)
+        self.set_status(err.status)
+        for k, v in err.headers.items():
+            self.set_header(k, v)
+        body = err.body()
+        body["message"] = clip(body["message"], MESSAGE_CHARS)
+        body["details"] = clip_details(body["details"])
+        body["details"].setdefault("request_id", self.request_id)
+        self.finish(dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Tornado's own errors (an unsupported method, undecodable path) also get a JSON body,
+        # never a trace.
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = self._reason
+        if self.request.method not in self.SUPPORTED_METHODS:
+            # Tornado refuses the method before reading any body, and then closes the
+            # connection: say so, so that a client does not send its next request on it.
+            self.set_header("Connection", "close")
+        if isinstance(exc, web.HTTPError) and exc.log_message and status_code == 400:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.write_error_body(ApiError(status_code, message))
+
+    def on_finish(self) -> None:
+        self.app.record_request(self, self.route_name)
+
+
+CORS_EXPOSE = (
+    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+)
+
+
+class ApiHandler(JsonResponder):
+    """Serves one :class:`Route` (plus 405 for the methods it lacks on the same path).
+
+    Order of checks: body size (413), auth and failed-auth throttle (401, 429), role (403),
+    rate limit (429), query (400), then in the executor: JSON with its bounds (400),
+    validation (400), the handler (its own 4xx, or 500 without a trace).
+    """
+
+    SUPPORTED_METHODS = tuple(sorted(KNOWN_METHODS))
+
+    def initialize(self, app: Any, router: ApiRouter) -> None:  # type: ignore[override]
+        super().initialize(app)
+        self.router = router
+        self.routes_by_method: dict[str, Route] = {}
+        self.route: Route | None = None
+        self.t0 = time.perf_counter()
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
+
+    # Bodies are streamed so an oversized one gets a JSON 413 instead of a dropped connection.
+    def prepare(self) -> None:
         limit = self.app.settings.max_body_bytes
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            self._too_large = True
-        # Let Tornado read up to 8x the limit before dropping the connection outright.
-        self.request.connection.set_max_body_size(max(limit * 8, 64 * 1024 * 1024))
+        headers = self.request.headers
+        if "Content-Length" in headers:
+            length = headers["Content-Length"]
+            if length.isdigit() and int(length) > limit:
+                self._too_large = True
+        if self.request.method in ("POST", "PUT", "PATCH"):
+            # Let Tornado read up to 8x the limit before dropping the connection outright.
+            self.request.connection.set_max_body_size(max(limit * 8, 64 * 1024 * 1024))
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_large:
@@ -294,15 +463,17 @@ class ApiHandler(web.RequestHandler):
         else:
             self._chunks.append(chunk)
 
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("X-Request-Id", self.request_id if hasattr(self, "request_id") else "")
-        self.set_header("Access-Control-Allow-Origin", "*")
-
-    async def _serve(self, **path: str) -> None:
+    async def _serve(self, *_: str) -> None:
         try:
-            route = self.routes_by_method.get(self.request.method)
-            if route is None and self.request.method == "HEAD":
+            found = self.router.match(self.request.path)
+            if found is None:
+                raise ApiError(
+                    404, f"no route {self.request.method} {clip(self.request.path, 120)}"
+                )
+            self.routes_by_method, path = found
+            method = self.request.method
+            route = self.routes_by_method.get(method)
+            if route is None and method == "HEAD":
                 route = self.routes_by_method.get("GET")
             if route is None:
                 allow = sorted(self.routes_by_method) + (
@@ -311,7 +482,8 @@ class ApiHandler(web.RequestHandler):
                 self.set_header("Allow", ", ".join(allow))
                 raise ApiError(
                     405,
-                    f"{self.request.method} is not allowed on {self.request.path}; allowed: {', '.join(allow)}",
+                    f"{method} is not allowed on {clip(self.request.path, 120)}; "
+                    f"allowed: {', '.join(allow)}",
                 )
             self.route = route
             if self._too_large:
@@ -321,59 +493,45 @@ class ApiHandler(web.RequestHandler):
                     details={"max_bytes": self.app.settings.max_body_bytes},
                 )
             role = self.app.check_access(self, route)
-            body = self._parse_body(route)
-            query = self._parse_query(route)
             req = Request(
-                body=body,
-                query=query,
+                body=None,
+                query=self._parse_query(route) if route.query is not None else None,
                 path=path,
                 role=role,
                 runtime=self.app.runtime,
                 request_id=self.request_id,
             )
-            result = await self.app.execute(route, req)
+            if route.offload or route.request is not None:
+                chunks, self._chunks = self._chunks, []  # joined in the executor, not here
+                result = await self.app.execute(route, req, chunks)
+            else:  # trivial and bodiless: answered here
+                result = route.call(req)
             self.write_envelope(result)
         except Exception as exc:  # every failure is a JSON error body
             self.write_error_body(from_exception(exc), exc)
 
-    def _parse_body(self, route: Route) -> Any:
-        if route.request is None:
-            return None
-        raw = b"".join(self._chunks)
-        if not raw.strip():
-            data: Any = {}
-        else:
+    def _parse_query(self, route: Route) -> Any:
+        args = {}
+        for k in self.request.query_arguments:
             try:
-                data = loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
+                args[k] = self.get_query_argument(k)
+            except web.HTTPError:  # Tornado's "Invalid unicode in ..." (a 400, not a 500)
                 raise ApiError(
                     400,
-                    f"malformed JSON body: {exc}",
-                    error="MalformedJson",
-                    details={"field": "body"},
+                    f"query parameter {clip(k, 64)!r} is not valid UTF-8",
+                    details={"field": clip(k, 64), "in": "query"},
                 ) from None
-        try:
-            return route.request.model_validate(data)
-        except ValidationError as exc:
-            raise from_validation_error(exc, "body") from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            # A validator that met input of an unexpected shape (pydantic only wraps ValueError):
-            # still the caller's input, so a 400, not a 500.
-            raise ApiError(400, f"invalid body: {exc}", details={"field": "body"}) from None
-
-    def _parse_query(self, route: Route) -> Any:
-        if route.query is None:
-            return None
-        args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         try:
             return route.query.model_validate(args)
         except ValidationError as exc:
             raise from_validation_error(exc, "query") from None
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise ApiError(400, f"invalid query: {exc}", details={"field": "query"}) from None
+            raise ApiError(
+                400, f"invalid query: {clip(str(exc))}", details={"field": "query"}
+            ) from None
 
     def write_envelope(self, data: Any) -> None:
-        if isinstance(data, BaseModel):
+        if type(data) is not dict and isinstance(data, BaseModel):
             data = data.model_dump(mode="python")
         envelope = {
             "success": True,
@@ -387,48 +545,40 @@ class ApiHandler(web.RequestHandler):
         self.set_status(200)
         self.finish(dumps(envelope))
 
-    def write_error_body(self, err: ApiError, exc: BaseException | None = None) -> None:
-        if err.status >= 500 and exc is not None and not isinstance(exc, ApiError):
-            self.app.log_exception(self, exc)
-        self.set_status(err.status)
-        for k, v in err.headers.items():
-            self.set_header(k, v)
-        body = err.body()
-        body["details"].setdefault("request_id", self.request_id)
-        self.finish(dumps(body))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # Tornado's own errors (e.g. a malformed request line) also get a JSON body, never a trace.
-        self.write_error_body(ApiError(status_code, self._reason))
-
     def on_finish(self) -> None:
-        self.app.record_request(self, self.route)
+        self.app.record_request(self, self.route.path if self.route is not None else "unmatched")
 
     get = post = put = delete = patch = head = _serve
 
-    async def options(self, **path: str) -> None:
-        # CORS preflight, as the original's permissive CORS layer answered it.
-        self.set_header("Access-Control-Allow-Methods", ", ".join(sorted(self.routes_by_method)))
-        self.set_header("Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type")
+    async def options(self, *_: str) -> None:
+        # CORS preflight: answered for the configured origins only (PRISM_CORS_ORIGINS).
+        origin = self.request.headers.get("Origin")
+        found = self.router.match(self.request.path)
+        if found is None:
+            self.write_error_body(ApiError(404, f"no route {clip(self.request.path, 120)}"))
+            return
+        if origin is not None and self.app.cors_allows(origin):
+            allow = sorted(found[0]) + ["OPTIONS"]
+            self.set_header("Access-Control-Allow-Methods", ", ".join(allow))
+            self.set_header(
+                "Access-Control-Allow-Headers",
+                "Authorization, X-API-Key, Content-Type, X-Request-Id",
+            )
+            self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
+        self.clear_header("Content-Type")
         self.finish()
 
 
 ApiHandler = web.stream_request_body(ApiHandler)
 
 
-class NotFoundHandler(web.RequestHandler):
+class NotFoundHandler(JsonResponder):
     """JSON 404 for any path no route serves (registered last)."""
 
-    def initialize(self, app: Any) -> None:
-        self.app = app
+    SUPPORTED_METHODS = tuple(sorted(KNOWN_METHODS))
 
     def prepare(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_status(404)
-        self.finish(
-            dumps(ApiError(404, f"no route {self.request.method} {self.request.path}").body())
+        self.write_error_body(
+            ApiError(404, f"no route {self.request.method} {clip(self.request.path, 120)}")
         )
-
-    def on_finish(self) -> None:
-        self.app.record_request(self, None)

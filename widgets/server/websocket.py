@@ -8,12 +8,19 @@ and the domain events of :mod:`prism_kernels.events`, with their fields beside `
 
 A client that falls too far behind (more than ``MAX_PENDING`` unsent frames) is closed with
 code 1008 rather than letting the server buffer without limit.
+
+Bounds: a message larger than ``MAX_MESSAGE_BYTES`` closes the socket with 1009 (too big);
+a message nested deeper than ``MAX_DEPTH`` or otherwise unreadable gets an ``Error`` frame
+that quotes at most a short prefix of it (the socket stays open); one key (without auth: one
+address) holds at most ``PRISM_WS_PER_KEY`` sockets (429 on the handshake beyond). Browsers
+may connect from this server's own origin or from ``PRISM_CORS_ORIGINS``.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
+from collections import Counter
 from typing import Any
 
 from tornado import websocket
@@ -21,9 +28,15 @@ from tornado.ioloop import IOLoop
 
 from prism_kernels.events import Event, event_types
 from widgets.server.errors import ApiError
+from widgets.server.jsonbody import parse_json
 from widgets.server.routing import dumps
+from widgets.server.security import clip
+
+log = logging.getLogger("prism.server")
 
 MAX_PENDING = 1000
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DEPTH = 16
 
 
 class Hub:
@@ -32,8 +45,24 @@ class Hub:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.clients: set[EventSocket] = set()
+        self.per_key: Counter[str] = Counter()  # identity (key hash or address) -> open sockets
         self.loop: IOLoop | None = None
         self.token: int | None = None
+
+    def add(self, client: EventSocket) -> None:
+        if client not in self.clients:
+            self.clients.add(client)
+            self.per_key[client.identity or ""] += 1
+            self.app.metrics.websockets.set(len(self.clients))
+
+    def discard(self, client: EventSocket) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            ident = client.identity or ""
+            self.per_key[ident] -= 1
+            if self.per_key[ident] <= 0:
+                del self.per_key[ident]
+            self.app.metrics.websockets.set(len(self.clients))
 
     def start(self, loop: IOLoop) -> None:
         self.loop = loop
@@ -64,17 +93,28 @@ class EventSocket(websocket.WebSocketHandler):
         self.subscriptions: set[str] = set()
         self.pending = 0
         self.role: str | None = None
+        self.identity: str | None = None
+
+    @property
+    def max_message_size(self) -> int:
+        return MAX_MESSAGE_BYTES
 
     def check_origin(self, origin: str) -> bool:
-        # API clients send no Origin; browsers must come from an allowed origin (or this host).
-        allowed = self.app.settings.allowed_origins
-        if not allowed:
-            return True
-        return origin in allowed or super().check_origin(origin)
+        # API clients send no Origin (Tornado then skips this check); browsers must come from
+        # this server's own origin or one of PRISM_CORS_ORIGINS.
+        return super().check_origin(origin) or self.app.cors_allows(origin)
 
     def prepare(self) -> None:
         try:
-            self.role = self.app.authenticate_request(self, allow_query_key=True)
+            self.role, self.identity = self.app.identify(self, allow_query_key=True)
+            if self.app.hub.per_key[self.identity] >= self.app.settings.ws_per_key:
+                raise ApiError(
+                    429,
+                    f"this key already holds {self.app.settings.ws_per_key} WebSockets "
+                    "(PRISM_WS_PER_KEY); close one first",
+                    error="TooManyRequests",
+                    headers={"Retry-After": "10"},
+                )
         except ApiError as err:
             self.app.metrics.auth_refusals.labels(str(err.status)).inc()
             self.set_status(err.status)
@@ -84,12 +124,17 @@ class EventSocket(websocket.WebSocketHandler):
             self.finish(dumps(err.body()))
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        self.app.hub.clients.add(self)
-        self.app.metrics.websockets.set(len(self.app.hub.clients))
+        self.app.hub.add(self)
 
     def on_close(self) -> None:
-        self.app.hub.clients.discard(self)
-        self.app.metrics.websockets.set(len(self.app.hub.clients))
+        self.app.hub.discard(self)
+
+    def on_finish(self) -> None:
+        self.app.record_request(self, self.route_name)
+
+    @property
+    def route_name(self) -> str:
+        return "/ws" if self.request.path.rstrip("/") == "/ws" else "/api/v1/ws"
 
     def send(self, text: str, type_: str) -> None:
         if self.pending >= MAX_PENDING:
@@ -105,6 +150,10 @@ class EventSocket(websocket.WebSocketHandler):
 
     def _sent(self, fut: Any) -> None:
         self.pending -= 1
+        # A write to a socket the client closed fails with WebSocketClosedError: that is the
+        # client leaving, not an error (and an unread failure would be logged with a traceback).
+        if not fut.cancelled():
+            fut.exception()
 
     def reply(self, msg: dict[str, Any]) -> None:
         self.send(dumps(msg), msg["type"])
@@ -114,20 +163,29 @@ class EventSocket(websocket.WebSocketHandler):
             {
                 "type": "Error",
                 "error": "BadMessage",
-                "message": message,
-                "details": details,
+                "message": clip(message, 300),
+                "details": {
+                    k: clip(v, 64) if isinstance(v, str) else v for k, v in details.items()
+                },
                 "timestamp": int(time.time()),
             }
         )
 
     def on_message(self, message: str | bytes) -> None:
+        try:
+            self._on_message(message)
+        except Exception:  # never drop the socket over one message
+            log.exception("WebSocket message handling failed")
+            self.error("the server could not handle this message")
+
+    def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             self.error("binary frames are not understood; send JSON text")
             return
         try:
-            msg = json.loads(message)
-        except ValueError as exc:
-            self.error(f"malformed JSON: {exc}")
+            msg = parse_json(message, max_depth=MAX_DEPTH, max_items=1000, where="message")
+        except ApiError as exc:
+            self.error(exc.message)
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             self.error("a message must be a JSON object with a string 'type'")
@@ -162,7 +220,8 @@ class EventSocket(websocket.WebSocketHandler):
                 )
         else:
             self.error(
-                f"unknown message type {kind!r}; send Ping, Subscribe or Unsubscribe", type=kind
+                f"unknown message type {clip(kind, 64)!r}; send Ping, Subscribe or Unsubscribe",
+                type=kind,
             )
 
     def _types(self, msg: dict[str, Any]) -> set[str] | None:
@@ -176,9 +235,10 @@ class EventSocket(websocket.WebSocketHandler):
         known = event_types()
         unknown = [n for n in names if n not in known]
         if unknown:
+            shown = [clip(u, 64) for u in unknown[:5]]
             self.error(
-                f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(known)}",
-                unknown=unknown,
+                f"unknown event type(s) {', '.join(shown)}; known: {', '.join(known)}",
+                unknown=shown,
             )
             return None
         return set(names)

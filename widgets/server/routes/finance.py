@@ -1105,7 +1105,7 @@ class BacktestRequest(FinanceRequest):
         description="buy_and_hold, equal_weight, inverse_volatility, fixed_weights (with "
         "weights), an optimiser objective (min_volatility, max_sharpe, risk_parity, hrp...), "
         "or fixed weights [w0, w1, ...]",
-        json_schema_extra={"oneOf": [{"type": "string"}, {"type": "array"}]},
+        json_schema_extra={"oneOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]},
     )
     strategy_id: Any = Field(None, description="The original client's name for strategy")
     parameters: dict[str, Any] | None = Field(

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import holoviews as hv
+import pandas as pd
 import panel as pn
 import param
 from panel.io.state import set_curdoc
@@ -91,6 +92,20 @@ class Result:
     @property
     def method(self) -> str:
         return self.compute or f"compute_{self.name}"
+
+
+def result_table(
+    columns: Iterable[str] | Any, height: int = 240, **kw: Any
+) -> pn.widgets.Tabulator:
+    """The read-only table every dashboard shows results in: no index, no paging, ``height`` px.
+
+    ``columns`` is the column titles (an empty table until data comes) or a DataFrame;
+    ``kw`` goes to Tabulator (``formatters``, ``titles``...).
+    """
+    data = columns if isinstance(columns, pd.DataFrame) else pd.DataFrame(columns=list(columns))
+    return pn.widgets.Tabulator(
+        data, disabled=True, show_index=False, height=height, pagination=None, **kw
+    )
 
 
 def rerange(obj: Any) -> Any:

@@ -34,7 +34,7 @@ from prism_kernels.errors import InvalidInput
 from prism_kernels.finance.backtest import optimizer_strategy
 from prism_kernels.finance.constraints import PortfolioConstraints
 from prism_kernels.finance.service import FinanceService
-from widgets.base import DomainViewer, Result, rerange
+from widgets.base import DomainViewer, Result, rerange, result_table
 
 SP500 = "S&P 500 (shipped closes)"
 SYNTHETIC = "Synthetic market (seeded)"
@@ -175,12 +175,9 @@ class FinanceViewer(DomainViewer):
     def __init__(self, service: FinanceService | None = None, **params: Any) -> None:
         self._syncing = False
         super().__init__(service=service, **params)
-        self.book = pn.widgets.Tabulator(
-            pd.DataFrame(columns=list(BOOK_COLUMNS.values())),
-            disabled=True,
-            show_index=False,
+        self.book = result_table(
+            BOOK_COLUMNS.values(),
             height=200,
-            pagination=None,
             formatters={
                 BOOK_COLUMNS["value"]: NumberFormatter(format="$0,0"),
                 BOOK_COLUMNS["return_since_inception"]: NumberFormatter(format="0.00%"),

@@ -37,7 +37,7 @@ from prism_kernels.pixels.frames import validate_frame
 from prism_kernels.pixels.processing import estimate_background
 from prism_kernels.pixels.scene import thermal_scene
 from prism_kernels.pixels.service import PixelsService
-from widgets.base import DomainViewer, Result, rerange
+from widgets.base import DomainViewer, Result, rerange, result_table
 
 GENERATED, UPLOADED, ARCHIVE = "generated", "uploaded", "API archive"
 RESIDUAL, RAW = "background-subtracted frame", "raw frame"
@@ -214,13 +214,7 @@ class PixelsViewer(DomainViewer):
         self._uploaded: np.ndarray | None = None
         self.upload = pn.widgets.FileInput(accept=".npy,.png,.tif,.tiff,.jpg,.jpeg", multiple=False)
         self.upload.param.watch(self._on_upload, "value")
-        self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=list(TABLE)),
-            disabled=True,
-            show_index=False,
-            height=240,
-            pagination=None,
-        )
+        self.table = result_table(TABLE, height=240)
         self.note = ""
         self._refresh_archive()
         self.refresh()

@@ -41,7 +41,7 @@ from prism_kernels.pwsa.scenario import Scenario, generate_scenario
 from prism_kernels.pwsa.service import PwsaService
 from prism_kernels.pwsa.tracker import PREDICTORS
 from prism_kernels.store import Store
-from widgets.base import DomainViewer, Result, rerange
+from widgets.base import DomainViewer, Result, rerange, result_table
 
 LIVE, API = "live scenario", "API tracks"
 #: GOSPA cut-off (m): an estimate farther than this from every truth counts as false.
@@ -223,12 +223,9 @@ class PwsaViewer(DomainViewer):
         self._api_seen = -1
         self._player: Any = None  # periodic callbacks, made when first needed
         self._follower: Any = None
-        self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=RANK_COLUMNS),
-            disabled=True,
-            show_index=False,
+        self.table = result_table(
+            RANK_COLUMNS,
             height=260,
-            pagination=None,
             titles=RANK_TITLES,
         )
         self._play_button = pn.widgets.Toggle.from_param(self.param.playing, color="primary")

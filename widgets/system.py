@@ -22,7 +22,7 @@ import param
 from prism_kernels import backend as B
 from prism_kernels import gpu
 from prism_kernels.gpu_service import GpuService
-from widgets.base import PLOT_HEIGHT, DomainViewer, Result
+from widgets.base import PLOT_HEIGHT, DomainViewer, Result, result_table
 
 # The live chart's series: column of :attr:`SystemViewer.readings` -> legend label.
 SERIES = {"cpu %": "CPU", "memory %": "Memory", "gpu %": "GPU"}
@@ -195,9 +195,7 @@ class SystemViewer(DomainViewer):
 
     @param.depends("benchmark_version")
     def results_table(self) -> pn.widgets.Tabulator:
-        return pn.widgets.Tabulator(
-            self.results_frame(), disabled=True, show_index=False, height=150
-        )
+        return result_table(self.results_frame(), height=150)
 
     def device_card(self) -> pn.pane.Markdown:
         info = B.describe()

@@ -33,7 +33,7 @@ from prism_kernels.telecom import topology as tel_topology
 from prism_kernels.telecom import traffic as tel_traffic
 from prism_kernels.telecom.routing import link_utilization
 from prism_kernels.telecom.service import TelecomService
-from widgets.base import DomainViewer, Result, rerange
+from widgets.base import DomainViewer, Result, rerange, result_table
 
 ABILENE = "Abilene (2005, shipped)"
 GEANT = "GEANT (2012, shipped)"
@@ -102,12 +102,9 @@ class TelecomViewer(DomainViewer):
     def __init__(self, service: TelecomService | None = None, **params: Any) -> None:
         self._syncing = False
         super().__init__(service=service, **params)
-        self.ranking = pn.widgets.Tabulator(
-            pd.DataFrame(columns=list(RANK_COLUMNS.values())),
-            disabled=True,
-            show_index=False,
+        self.ranking = result_table(
+            RANK_COLUMNS.values(),
             height=260,
-            pagination=None,
             formatters={
                 RANK_COLUMNS["cut_volume"]: NumberFormatter(format="0.000"),
                 RANK_COLUMNS["max_link_utilization"]: NumberFormatter(format="0.0%"),

@@ -16,7 +16,9 @@ from skimage.measure import label, regionprops
 from skimage.morphology import disk as sk_disk
 
 from benchmarks.harness import Case, timeit
-from prism_kernels.pixels.entropy import engine, local_entropy
+from prism_kernels.compiled import engine
+from prism_kernels.pixels.entropy import engine as entropy_engine
+from prism_kernels.pixels.entropy import local_entropy
 from prism_kernels.pixels.hotspots import detect_hotspots
 from prism_kernels.pixels.scene import thermal_batch
 
@@ -36,7 +38,7 @@ def bench_entropy(quick: bool) -> list[Case]:
     try:
         ref = sk_entropy(img, fp)
         t_peer: float | None = timeit(lambda: sk_entropy(img, fp), repeat=repeat, warmup=0)
-        extra = {"max_abs_diff_bits": float(np.abs(ours - ref).max()), "engine": engine()}
+        extra = {"max_abs_diff_bits": float(np.abs(ours - ref).max()), "engine": entropy_engine()}
         note = ""
     except Exception as exc:  # a peer failure is reported, not raised
         t_peer, extra, note = None, {}, f"peer failed: {exc!r}"
@@ -88,8 +90,10 @@ def bench_hotspots(quick: bool) -> list[Case]:
     """Hotspot pipeline over a batch: ours (the imaging core's detector, batched) vs a
     per-frame scipy/skimage loop.
 
-    Two rows share the peer: ours with the peer's background (local mean, the default), and
-    ours with a sigma-clipped local mean (more robust near bright hotspots).
+    The rows share the peer: ours with the peer's background (local mean, the default), and
+    ours with a sigma-clipped local mean (more robust near bright hotspots), each with the
+    fused detector's default threads (the CPUs this process may use) and with one thread
+    (the peer's loop runs on one). ``engine`` says whether the compiled (fused) detector ran.
     """
     b, h, w = (8, 240, 320) if quick else (64, 480, 640)
     frames, truths = thermal_batch(b, h, w, n_hotspots=6, snr=(10, 40), seed=0)
@@ -108,28 +112,34 @@ def bench_hotspots(quick: bool) -> list[Case]:
         t_peer, peer_extra, note = None, {}, f"peer failed: {exc!r}"
     cases = []
     for bg in ("mean", "sigma_clip"):
-        det = detect_hotspots(frames, background=bg)
-        t_ours = timeit(
-            lambda bg=bg: detect_hotspots(frames, background=bg), repeat=repeat, warmup=0
-        )
-        err, missed = _centroid_error([[hs["centroid"] for hs in f] for f in det.hotspots], truths)
-        extra = {
-            "ours_max_centroid_err_px": err,
-            "ours_missed": missed,
-            "ours_detections": int(sum(det.counts)),
-            **peer_extra,
-        }
-        cases.append(
-            Case(
-                "pixels",
-                f"hotspots {b}x{h}x{w} bg={bg}",
-                t_ours,
-                "scipy+skimage per-frame loop (bg=mean)",
-                t_peer,
-                note,
-                extra,
+        for workers in (None, 1):
+            det = detect_hotspots(frames, background=bg, workers=workers)
+            t_ours = timeit(
+                lambda bg=bg, w=workers: detect_hotspots(frames, background=bg, workers=w),
+                repeat=repeat,
+                warmup=0,
             )
-        )
+            found = [[hs["centroid"] for hs in f] for f in det.hotspots]
+            err, missed = _centroid_error(found, truths)
+            extra = {
+                "ours_max_centroid_err_px": err,
+                "ours_missed": missed,
+                "ours_detections": int(sum(det.counts)),
+                "engine": engine(),
+                **peer_extra,
+            }
+            threads = "" if workers is None else ", 1 thread"
+            cases.append(
+                Case(
+                    "pixels",
+                    f"hotspots {b}x{h}x{w} bg={bg}{threads}",
+                    t_ours,
+                    "scipy+skimage per-frame loop (bg=mean)",
+                    t_peer,
+                    note,
+                    extra,
+                )
+            )
     return cases
 
 

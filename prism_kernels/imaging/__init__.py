@@ -10,10 +10,14 @@ One module per idea, each the only place that idea is implemented:
   :func:`fit_background`);
 * :mod:`~prism_kernels.imaging.hotspots`: hotspot detection (:func:`detect`, :func:`label_stack`);
 * :mod:`~prism_kernels.imaging.entropy`: histogram entropy (:func:`histogram_entropy`,
-  :func:`quantize`).
+  :func:`quantize`);
+* :mod:`~prism_kernels.imaging.order`: order statistics by selection, never full sorts
+  (:func:`kth_smallest`, :func:`quantiles`, :func:`median`);
+* :mod:`~prism_kernels.imaging.boxfilter`: the local mean, compiled, equal to SciPy's;
+* :mod:`~prism_kernels.imaging.fused`: the detector fused into one compiled pass per frame.
 
-Kernels are backend-generic where the idea allows (validation, noise, the polynomial
-background); labelling, window filters and histograms run on the host.
+Kernels are backend-generic where the idea allows (validation, noise, order statistics, the
+polynomial background); labelling, window filters and histograms run on the host.
 """
 
 from prism_kernels.imaging.background import (
@@ -31,6 +35,7 @@ from prism_kernels.imaging.entropy import (
 from prism_kernels.imaging.frames import as_frames, check_frames
 from prism_kernels.imaging.hotspots import Detection, Hotspots, detect, label_stack
 from prism_kernels.imaging.noise import difference_sigma, frame_noise, median, robust_sigma
+from prism_kernels.imaging.order import kth_smallest, quantiles
 
 __all__ = [
     "Background",
@@ -45,9 +50,11 @@ __all__ = [
     "fit_background",
     "frame_noise",
     "histogram_entropy",
+    "kth_smallest",
     "label_stack",
     "median",
     "quantize",
+    "quantiles",
     "robust_sigma",
     "stack_background",
     "uniform_codes",

@@ -20,8 +20,10 @@ One entry point, :func:`estimate_background`, with the estimators both domains u
     over frames on the input's array library (``linalg.solve``). The order drops where fewer
     than three pixels per coefficient would remain.
 
-The window methods run ``scipy.ndimage`` on the host (reflect borders; a window of extent 1
-along the batch axis, so frames never mix) and copy the result back to the input's library.
+The window methods run on the host (reflect borders, frames never mix) and copy the result
+back to the input's library: the means by the compiled box filter
+(:mod:`~prism_kernels.imaging.boxfilter`, equal bit for bit to ``scipy.ndimage.uniform_filter``),
+the median and the opening by ``scipy.ndimage``.
 
 :func:`fit_background` adds what a detector needs besides the surface: the residual's centre,
 its robust noise sigma and the background level per frame
@@ -31,7 +33,7 @@ its robust noise sigma and the background level per frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from scipy import ndimage
 
 from prism_kernels.backend import asarray, backend_name, get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging.boxfilter import box_mean
 from prism_kernels.imaging.frames import as_frames
 from prism_kernels.imaging.noise import frame_noise, robust_sigma
 
@@ -49,14 +52,14 @@ _DEFAULT_ITERATIONS = {"sigma_clip": 1, "polynomial": 3}
 _N_COEF = {0: 1, 1: 3, 2: 6}
 
 
-@dataclass
 class Background:
     """Background model of a stack and the noise of what is left.
 
     Attributes
     ----------
     model : array, (B, H, W)
-        The background (counts, float64) on the frames' array library.
+        The background (counts, float64) on the frames' array library (for a background the
+        fused detector estimated, computed on first access and kept).
     sigma : ndarray, (B,)
         Robust noise sigma of ``frames - model`` (counts); ``nan`` for frames under
         :data:`~prism_kernels.imaging.noise.MIN_NOISE_PIXELS` pixels.
@@ -66,10 +69,37 @@ class Background:
         Median of ``frames - model`` (counts): a detection threshold is taken above it.
     """
 
-    model: Any
-    sigma: np.ndarray
-    level: np.ndarray
-    center: np.ndarray
+    def __init__(
+        self, model: Any, sigma: np.ndarray, level: np.ndarray, center: np.ndarray
+    ) -> None:
+        self._model = model
+        self._make: Callable[[], Any] | None = None
+        self.sigma = sigma
+        self.level = level
+        self.center = center
+
+    @classmethod
+    def lazy(
+        cls, make: Callable[[], Any], sigma: np.ndarray, level: np.ndarray, center: np.ndarray
+    ) -> Background:
+        """A background whose ``model`` is ``make()``, called on first access."""
+        bg = cls(None, sigma, level, center)
+        bg._make = make
+        return bg
+
+    @property
+    def model(self) -> Any:
+        if self._model is None and self._make is not None:
+            self._model = self._make()
+            self._make = None
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._model, self._make = value, None
+
+    def __repr__(self) -> str:
+        return f"Background(sigma={self.sigma!r}, level={self.level!r}, center={self.center!r})"
 
     @classmethod
     def of(cls, frames: Any, model: Any) -> tuple[Background, Any]:
@@ -77,10 +107,18 @@ class Background:
         what is left, and that residual ``frames - model`` (on the frames' library)."""
         residual = frames - model
         center, sigma, level = frame_noise(residual, model)
-        return cls(model=model, sigma=sigma, level=level, center=center), residual
+        return cls(model, sigma, level, center), residual
 
 
-def _check(method: str, size: int, order: int, clip_sigma: float, iterations: int | None) -> str:
+def check_method(
+    method: str,
+    size: int,
+    order: int = 1,
+    clip_sigma: float = 3.0,
+    iterations: int | None = None,
+) -> str:
+    """The estimator's name in lower case, or :class:`InvalidInput` naming the bad option
+    (``method``, ``size``, ``order``, ``clip_sigma``, ``iterations``)."""
     m = str(method).lower()
     if m not in METHODS:
         raise InvalidInput(
@@ -104,14 +142,14 @@ def _window(a: np.ndarray, method: str, size: int, clip_sigma: float, iterations
         return ndimage.median_filter(a, size=win, mode="reflect")
     if method == "opening":
         return ndimage.grey_opening(a, size=win, mode="reflect")
-    out = ndimage.uniform_filter(a, size=win, mode="reflect")
+    out = box_mean(a, size)
     if method == "mean":
         return out
     for _ in range(max(1, iterations)):
         _, sig, _ = frame_noise(a - out, out)
         keep = (a - out <= clip_sigma * sig[:, None, None]).astype(np.float64)
-        num = ndimage.uniform_filter(a * keep, size=win, mode="reflect")
-        den = ndimage.uniform_filter(keep, size=win, mode="reflect")
+        num = box_mean(a * keep, size)
+        den = box_mean(keep, size)
         out = np.where(den > 1e-12, num / np.maximum(den, 1e-12), out)
     return out
 
@@ -187,7 +225,7 @@ def stack_background(
     array, float64, (B, H, W)
         On the input's library.
     """
-    m = _check(method, size, order, clip_sigma, iterations)
+    m = check_method(method, size, order, clip_sigma, iterations)
     it = _DEFAULT_ITERATIONS.get(m, 0) if iterations is None else int(iterations)
     if m == "polynomial":
         return _polynomial(x, order, clip_sigma, it)

@@ -32,7 +32,9 @@ def _array(frames: Any, field: str) -> Any:
         raise InvalidInput(field, f"must be an array of numbers ({exc})") from exc
 
 
-def check_frames(frames: Any, field: str = "frame", *, stack: bool = True) -> Any:
+def check_frames(
+    frames: Any, field: str = "frame", *, stack: bool = True, finite: bool = True
+) -> Any:
     """Validate one frame ``(H, W)`` or, with ``stack``, also a stack ``(B, H, W)``.
 
     Parameters
@@ -43,6 +45,9 @@ def check_frames(frames: Any, field: str = "frame", *, stack: bool = True) -> An
         The name a refusal carries (``"frame"``, ``"pixels"``...).
     stack : bool
         Accept ``(B, H, W)`` as well as ``(H, W)``.
+    finite : bool
+        Also refuse NaN/inf (one pass over the data). A kernel that reads every value anyway
+        may skip it and call this function again, with ``finite=True``, when it meets one.
 
     Returns
     -------
@@ -71,9 +76,11 @@ def check_frames(frames: Any, field: str = "frame", *, stack: bool = True) -> An
         return x
     if not xp.isdtype(x.dtype, "real floating"):
         raise InvalidInput(field, f"unsupported dtype {x.dtype}; give integers or floats")
-    finite = xp.isfinite(x)
-    if not bool(xp.all(finite)):
-        bad = int(xp.sum(xp.astype(~finite, xp.int64)))
+    if not finite:
+        return x
+    ok = xp.isfinite(x)
+    if not bool(xp.all(ok)):
+        bad = int(xp.sum(xp.astype(~ok, xp.int64)))
         raise InvalidInput(field, f"contains {bad} NaN or infinite value(s)", count=bad)
     return x
 
@@ -84,6 +91,7 @@ def as_frames(
     *,
     width: int | None = None,
     height: int | None = None,
+    finite: bool = True,
 ) -> Any:
     """A validated float64 stack ``(B, H, W)`` on the input's array library.
 
@@ -96,6 +104,8 @@ def as_frames(
         The name a refusal carries.
     width, height : int, optional
         Shape of a flat frame (pixels); both or neither.
+    finite : bool
+        As :func:`check_frames`.
 
     Returns
     -------
@@ -122,7 +132,7 @@ def as_frames(
                 received=n,
             )
         x = get_namespace(x).reshape(x, (h, w))
-    x = check_frames(x, field)
+    x = check_frames(x, field, finite=finite)
     xp = get_namespace(x)
     if x.ndim == 2:
         x = x[None, ...]

@@ -29,12 +29,24 @@ Pipeline, one call (:func:`detect`) for a whole ``(B, H, W)`` stack:
 Everything after the background runs on the host (labelling has no array-API form): the
 residual is copied there once with :func:`~prism_kernels.backend.to_numpy`.
 
+With the compiled kernels (:mod:`~prism_kernels.compiled`) steps 1-4 run fused, one
+pass per frame over a thread pool (:mod:`~prism_kernels.imaging.fused`), for the ``"mean"`` and
+``"sigma_clip"`` backgrounds (computed inside the pass) and for any other model once it is
+computed: no stack-sized residual, mask or label array is made unless asked for
+(:attr:`Detection.residual`, :attr:`Detection.mask`, :attr:`Detection.labels`,
+:attr:`Background.model` are computed on first access, by the NumPy steps above). The
+numbers are the same, bit for bit for the ``"mean"`` and given backgrounds, to rounding for
+``"sigma_clip"`` (its fused pass sums only the rejected pixels: background ~1e-15 relative,
+the same hotspots); ``split_peaks`` and frames whose noise needs the standard-deviation
+fallback take the NumPy steps.
+
 Coordinates: ``x`` is the column, ``y`` the row, in pixels, pixel centres at integers.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,16 +54,26 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from prism_kernels import compiled
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
-from prism_kernels.imaging.background import Background, stack_background
-from prism_kernels.imaging.frames import as_frames
+from prism_kernels.imaging import fused
+from prism_kernels.imaging.background import (
+    Background,
+    check_method,
+    fit_background,
+    stack_background,
+)
+from prism_kernels.imaging.frames import as_frames, check_frames
 
 #: Largest PSF width (pixels) a caller may give.
 MAX_PSF_SIGMA = 20.0
 
 #: A windowed centroid has converged when its step is under this (pixels).
 _TOL = 1e-9
+
+#: Largest half side of the centroid window (pixels).
+_MAX_RAD = 12
 
 
 @dataclass
@@ -108,41 +130,81 @@ class Hotspots:
         return int(self.frame.size)
 
 
-@dataclass
 class Detection:
-    """What :func:`detect` found in a stack (host NumPy arrays; (B, H, W) unless noted).
+    """What :func:`detect` found in a stack.
 
     Attributes
     ----------
     hotspots : Hotspots
-    mask : bool array
-        Pixels above threshold (after dropping small components).
-    labels : int32 array
-        Component labels, unique across the stack (0 = background).
-    residual : float64 array
-        Frame minus background (counts).
     background : Background
         Model (on the frames' library), noise sigma, centre and level per frame.
     threshold : ndarray, (B,)
         Residual threshold ``center + k_sigma * sigma`` (counts); ``nan`` where the noise
         could not be estimated.
     k_sigma : float
+    shape : tuple of int
+        ``(B, H, W)`` of the stack.
+    residual : float64 ndarray, (B, H, W)
+        Frame minus background (counts).
+    mask : bool ndarray, (B, H, W)
+        Pixels above threshold (after dropping small components).
+    labels : int32 ndarray, (B, H, W)
+        Component labels, unique across the stack (0 = background).
+
+    ``residual``, ``mask`` and ``labels`` are host NumPy arrays; after the fused detector
+    they are computed on first access (and kept).
     """
 
-    hotspots: Hotspots
-    mask: np.ndarray
-    labels: np.ndarray
-    residual: np.ndarray
-    background: Background
-    threshold: np.ndarray
-    k_sigma: float
+    def __init__(
+        self,
+        hotspots: Hotspots,
+        background: Background,
+        threshold: np.ndarray,
+        k_sigma: float,
+        shape: tuple[int, ...],
+        *,
+        residual: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        segment: Any = None,
+    ) -> None:
+        self.hotspots = hotspots
+        self.background = background
+        self.threshold = threshold
+        self.k_sigma = float(k_sigma)
+        self.shape = tuple(int(v) for v in shape)
+        self._maps = (residual, mask, labels) if residual is not None else None
+        self._segment = segment
+
+    def _get(self, i: int) -> np.ndarray:
+        if self._maps is None:
+            self._maps = self._segment()
+        return self._maps[i]
+
+    @property
+    def residual(self) -> np.ndarray:
+        return self._get(0)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self._get(1)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._get(2)
 
     def per_frame(self) -> list[np.ndarray]:
         """Indices into :attr:`hotspots` of each frame's hotspots, in label order."""
-        b = self.mask.shape[0]
+        b = self.shape[0]
         order = np.argsort(self.hotspots.frame, kind="stable")
         cuts = np.searchsorted(self.hotspots.frame[order], np.arange(1, b))
         return np.split(order, cuts)
+
+    def __repr__(self) -> str:
+        return (
+            f"Detection({len(self.hotspots)} hotspots in {self.shape[0]} frame(s) of "
+            f"{self.shape[1]}x{self.shape[2]}, k_sigma={self.k_sigma:g})"
+        )
 
 
 def _structure(connectivity: int, ndim: int) -> np.ndarray:
@@ -282,15 +344,42 @@ def psf_width(
     clipped to [0.5, 4] pixels; 1 pixel where neither axis allows it.
     """
     _, h, w = residual.shape
-    total = np.zeros(frame.size)
-    count = np.zeros(frame.size)
-    for dr, dc, inside in (
-        (0, 1, (col > 0) & (col < w - 1)),
-        (1, 0, (row > 0) & (row < h - 1)),
+
+    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return residual[frame, np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)]
+
+    return _psf_from_samples(
+        at(row, col - 1),
+        at(row, col),
+        at(row, col + 1),
+        at(row - 1, col),
+        at(row + 1, col),
+        row,
+        col,
+        (h, w),
+    )
+
+
+def _psf_from_samples(
+    left: np.ndarray,
+    centre: np.ndarray,
+    right: np.ndarray,
+    up: np.ndarray,
+    down: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """:func:`psf_width` from the residual at each peak and its four neighbours (clipped to
+    the frame ``shape`` = (H, W))."""
+    h, w = shape
+    total = np.zeros(row.size)
+    count = np.zeros(row.size)
+    for a, c, inside in (
+        (left, right, (col > 0) & (col < w - 1)),
+        (up, down, (row > 0) & (row < h - 1)),
     ):
-        a = residual[frame, np.clip(row - dr, 0, h - 1), np.clip(col - dc, 0, w - 1)]
-        b = residual[frame, row, col]
-        c = residual[frame, np.clip(row + dr, 0, h - 1), np.clip(col + dc, 0, w - 1)]
+        b = centre
         ok = inside & (a > 0) & (b > 0) & (c > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             d2 = np.log(np.where(ok, a, 1.0)) - 2 * np.log(np.where(ok, b, 1.0))
@@ -300,6 +389,11 @@ def psf_width(
         total += np.where(use, est, 0.0)
         count += use
     return np.where(count > 0, np.clip(total / np.maximum(count, 1), 0.5, 4.0), 1.0)
+
+
+def _window_radius(psf_sigma: np.ndarray) -> int:
+    """Half side (pixels) of the centroid window: ``min(12, ceil(4 max p))``."""
+    return int(min(_MAX_RAD, math.ceil(4.0 * float(np.max(psf_sigma)))))
 
 
 def windowed_centroids(
@@ -334,14 +428,11 @@ def windowed_centroids(
     flux : ndarray, (K,)
         Residual summed within ``3 p`` of the centroid (counts).
     """
-    k = frame.size
-    if k == 0:
+    if frame.size == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     _, h, w = residual.shape
-    rad = int(min(12, math.ceil(4.0 * float(np.max(psf_sigma)))))
+    rad = _window_radius(psf_sigma)
     off = np.arange(-rad, rad + 1)
-    x = x0.astype(np.float64).copy()
-    y = y0.astype(np.float64).copy()
     cols = np.rint(x0).astype(np.int64)[:, None, None] + off[None, None, :]  # (K, 1, P)
     rows = np.rint(y0).astype(np.int64)[:, None, None] + off[None, :, None]  # (K, P, 1)
     inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
@@ -350,8 +441,26 @@ def windowed_centroids(
         residual[frame[:, None, None], np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)],
         0.0,
     )
-    colsf = cols[:, 0, :].astype(np.float64)  # (K, P)
-    rowsf = rows[:, :, 0].astype(np.float64)  # (K, P)
+    return _windowed(vals, x0, y0, psf_sigma, n_iter, max_shift)
+
+
+def _windowed(
+    vals: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    psf_sigma: np.ndarray,
+    n_iter: int,
+    max_shift: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`windowed_centroids` given each hotspot's ``(K, P, P)`` residual patch centred
+    on ``rint(x0), rint(y0)`` (zeros outside the frame)."""
+    k = x0.size
+    rad = vals.shape[1] // 2
+    off = np.arange(-rad, rad + 1)
+    x = x0.astype(np.float64).copy()
+    y = y0.astype(np.float64).copy()
+    colsf = (np.rint(x0).astype(np.int64)[:, None] + off[None, :]).astype(np.float64)  # (K, P)
+    rowsf = (np.rint(y0).astype(np.int64)[:, None] + off[None, :]).astype(np.float64)  # (K, P)
     inv = 1.0 / (2.0 * psf_sigma * psf_sigma)
     # The window is separable, exp(-dx^2 / 2p^2) exp(-dy^2 / 2p^2). Each hotspot iterates
     # until its own step is under _TOL (so its centroid does not depend on the others in the
@@ -415,6 +524,7 @@ def detect(
     psf_sigma: float | None = None,
     refine: bool = True,
     field: str = "frame",
+    workers: int | None = None,
 ) -> Detection:
     """Hotspots of every frame of an (H, W) frame or (B, H, W) stack (see the module docstring).
 
@@ -442,6 +552,9 @@ def detect(
         Refine centroids (:func:`windowed_centroids`); otherwise keep the weighted centroid.
     field : str
         The name a refusal of the frames carries.
+    workers : int, optional
+        Threads of the fused detector (default: the CPUs this process may use, for stacks of
+        a few million pixels and more); the result does not depend on it.
 
     Returns
     -------
@@ -450,53 +563,212 @@ def detect(
     Raises
     ------
     InvalidInput
-        Invalid frames or options (checked before any computation).
+        Invalid frames or options (checked before any computation; NaN/inf, which the fused
+        detector finds while reading the frames, before any result is returned).
     """
     _check_options(k_sigma, min_area, min_distance, psf_sigma, connectivity)
-    x = as_frames(frames, field)
+    fast = compiled.enabled() and not split_peaks
+    x = as_frames(frames, field, finite=not fast)
     if isinstance(background, Background):
         if tuple(background.model.shape) != tuple(x.shape):
             raise InvalidInput(
                 "background",
                 f"model shape {tuple(background.model.shape)} does not match frames {tuple(x.shape)}",
             )
+    opts = {
+        "k_sigma": float(k_sigma),
+        "min_area": int(min_area),
+        "connectivity": int(connectivity),
+        "split_peaks": bool(split_peaks),
+        "min_distance": int(min_distance),
+    }
+    if fast:
+        det = _detect_fused(x, background, size, order, opts, psf_sigma, refine, workers, field)
+        if det is not None:
+            return det
+        check_frames(x, field)  # NaN/inf: the refusal the NumPy path gives (or nothing)
+    if isinstance(background, Background):
         bg, r = background, x - background.model
     else:
         bg, r = Background.of(x, stack_background(x, background, size, order=order))
     resid = np.asarray(to_numpy(r), dtype=np.float64)
     threshold = bg.center + float(k_sigma) * bg.sigma
-    mask = resid > threshold[:, None, None]  # nan threshold: nothing
-    labels, n = label_stack(mask, connectivity)
-    if split_peaks and n:
-        labels, n = split_components(resid, mask, labels, min_distance, connectivity)
-    if min_area > 1 and n:
-        labels, n = _compact(labels, np.bincount(labels.ravel(), minlength=n + 1) >= min_area)
-        mask = labels > 0
+    mask, labels, n = _segment(resid, threshold, opts)
     m = measure_components(resid, labels, n)
     fr, row, col = m["frame"], m["row"], m["col"]
-    if psf_sigma is None:
-        s = psf_width(resid, fr, row, col)
-    else:
-        s = np.full(n, float(psf_sigma))
+    s = psf_width(resid, fr, row, col) if psf_sigma is None else np.full(n, float(psf_sigma))
     xs, ys, flux = windowed_centroids(
         resid, fr, m["x_weighted"], m["y_weighted"], s, n_iter=30 if refine else 0
     )
     raw = np.asarray(to_numpy(x), dtype=np.float64)
-    hs = Hotspots(
-        frame=fr,
-        x=xs,
-        y=ys,
+    hs = _hotspots(m, raw[fr, row, col], xs, ys, flux, s, bg.sigma)
+    return Detection(hs, bg, threshold, k_sigma, x.shape, residual=resid, mask=mask, labels=labels)
+
+
+def _segment(
+    resid: np.ndarray, threshold: np.ndarray, opts: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mask, labels and count of the components of ``resid > threshold`` (steps 2-3)."""
+    mask = resid > threshold[:, None, None]  # nan threshold: nothing
+    labels, n = label_stack(mask, opts["connectivity"])
+    if opts["split_peaks"] and n:
+        labels, n = split_components(
+            resid, mask, labels, opts["min_distance"], opts["connectivity"]
+        )
+    if opts["min_area"] > 1 and n:
+        keep = np.bincount(labels.ravel(), minlength=n + 1) >= opts["min_area"]
+        labels, n = _compact(labels, keep)
+        mask = labels > 0
+    return mask, labels, n
+
+
+def _hotspots(
+    m: dict[str, np.ndarray],
+    value: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    psf: np.ndarray,
+    sigma: np.ndarray,
+) -> Hotspots:
+    return Hotspots(
+        frame=m["frame"],
+        x=x,
+        y=y,
         x_weighted=m["x_weighted"],
         y_weighted=m["y_weighted"],
-        row=row,
-        col=col,
+        row=m["row"],
+        col=m["col"],
         peak=m["peak"],
-        value=raw[fr, row, col],
+        value=value,
         area=m["area"],
         integrated=m["integrated"],
         flux=flux,
-        psf_sigma=s,
-        snr=m["peak"] / bg.sigma[fr],
+        psf_sigma=psf,
+        snr=m["peak"] / sigma[m["frame"]],
         bbox=m["bbox"],
     )
-    return Detection(hs, mask, labels, resid, bg, threshold, float(k_sigma))
+
+
+#: Pixels a thread of the fused detector gets at least by default (below, a thread's start
+#: and the shared caches cost more than it saves).
+_PIXELS_PER_WORKER = 2_000_000
+
+
+def _n_workers(workers: int | None, shape: tuple[int, ...]) -> int:
+    """Threads for a (B, H, W) stack: ``workers`` when given, else the CPUs this process may
+    use, at most one per :data:`_PIXELS_PER_WORKER` pixels and one per frame."""
+    if workers is not None:
+        return max(1, int(workers))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    b, h, w = (int(v) for v in shape)
+    return max(1, min(cpus, b, (b * h * w) // _PIXELS_PER_WORKER))
+
+
+def _detect_fused(
+    x: Any,
+    background: str | Background,
+    size: int,
+    order: int,
+    opts: dict[str, Any],
+    psf_sigma: float | None,
+    refine: bool,
+    workers: int | None,
+    field: str,
+) -> Detection | None:
+    """:func:`detect` by the fused kernel; ``None`` when a frame needs the NumPy path (NaN/inf
+    or the noise's standard-deviation fallback)."""
+    given = isinstance(background, Background)
+    method = str(background).lower() if not given else ""
+    if method in ("mean", "sigma_clip"):
+        check_method(method, size, order)
+        code, model = (fused.MEAN if method == "mean" else fused.SIGMA_CLIP), None
+    else:
+        if not given:  # the NumPy estimators read the frames first: refuse NaN/inf before
+            check_frames(x, field)
+        model = background.model if given else stack_background(x, method, size, order=order)
+        code = fused.GIVEN
+    rad = _MAX_RAD if psf_sigma is None else _window_radius(np.array([psf_sigma]))
+    host = np.ascontiguousarray(to_numpy(x), dtype=np.float64)
+    out = fused.detect_frames(
+        host,
+        method=code,
+        model=None if model is None else np.ascontiguousarray(to_numpy(model), dtype=np.float64),
+        size=int(size),
+        k_sigma=opts["k_sigma"],
+        connectivity=opts["connectivity"],
+        min_area=opts["min_area"],
+        rad=rad,
+        workers=_n_workers(workers, tuple(x.shape)),
+        noise=(background.center, background.sigma) if given else None,
+    )
+    if np.any(out["status"] != fused.OK):
+        return None
+    if given:
+        bg = background
+    elif model is not None:
+        bg = Background(model, out["sigma"], out["level"], out["center"])
+    else:
+        bg = Background.lazy(
+            lambda: stack_background(x, method, size, order=order),
+            out["sigma"],
+            out["level"],
+            out["center"],
+        )
+    threshold = bg.center + opts["k_sigma"] * bg.sigma
+    t = out["table"]
+    col = {name: t[:, i] for i, name in enumerate(fused.FIELDS)}
+    ints = {k: col[k].astype(np.int64) for k in ("frame", "row", "col", "area")}
+    m = {
+        **ints,
+        "peak": col["peak"],
+        "integrated": col["integrated"],
+        "x_weighted": col["x_weighted"],
+        "y_weighted": col["y_weighted"],
+        "bbox": t[:, 9:13].astype(np.int64),
+    }
+    n = t.shape[0]
+    if psf_sigma is None:
+        s = _psf_from_samples(
+            col["r_left"],
+            col["r_centre"],
+            col["r_right"],
+            col["r_up"],
+            col["r_down"],
+            ints["row"],
+            ints["col"],
+            x.shape[1:],
+        )
+    else:
+        s = np.full(n, float(psf_sigma))
+    if n:
+        rad = _window_radius(s)
+        c = out["patches"].shape[1] // 2
+        vals = out["patches"][:, c - rad : c + rad + 1, c - rad : c + rad + 1]
+        xs, ys, flux = _windowed(
+            vals, m["x_weighted"], m["y_weighted"], s, 30 if refine else 0, 2.0
+        )
+    else:
+        xs, ys, flux = np.zeros(0), np.zeros(0), np.zeros(0)
+    hs = _hotspots(m, col["value"], xs, ys, flux, s, bg.sigma)
+
+    def segment() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        resid = np.asarray(to_numpy(x - bg.model), dtype=np.float64)
+        mask, labels, _ = _segment(resid, threshold, opts)
+        return resid, mask, labels
+
+    return Detection(hs, bg, threshold, opts["k_sigma"], x.shape, segment=segment)
+
+
+@compiled.warmer
+def _warm() -> None:
+    """Compile the fused detector (:func:`compiled.warm`): the mean, sigma-clip and given
+    backgrounds, 8- and 4-connectivity."""
+    frames = np.random.default_rng(0).normal(100.0, 1.0, (2, 40, 40))
+    frames[:, 18:21, 18:21] += 40.0
+    detect(frames, 5.0, background="mean", size=7, workers=1)
+    detect(frames, 5.0, background="sigma_clip", size=7, connectivity=4, workers=2)
+    detect(frames, 5.0, background=fit_background(frames, "polynomial"), psf_sigma=1.0)

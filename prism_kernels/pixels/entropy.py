@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from prism_kernels import compiled
 from prism_kernels.backend import asarray, backend_name, to_numpy
 from prism_kernels.errors import InvalidInput
 from prism_kernels.imaging.entropy import histogram_entropy as global_entropy
@@ -278,10 +279,15 @@ def _rows_kernel(flat, h, w, n_levels, ci, cj, li, lj, ei, ej, cy, cx, y0, y1, o
 
 
 _COMPILED: list[Any] = []  # [dispatcher or None], filled on first use
+compiled.KERNEL_MODULES.add(__name__)  # its kernel is cached on disk too (cache_is_warm)
 
 
 def _compiled_kernel() -> Any:
-    """The numba-compiled :func:`_rows_kernel`, or ``None`` when numba is not importable."""
+    """The numba-compiled :func:`_rows_kernel`, or ``None`` when numba is not importable or
+    the compiled kernels are switched off (:func:`prism_kernels.compiled.enabled`:
+    e.g. while a server warms them up in the background)."""
+    if not compiled.enabled():
+        return None
     if not _COMPILED:
         try:
             from numba import njit
@@ -454,3 +460,9 @@ def high_entropy_regions(
         )
     regions.sort(key=lambda r: -r["area"])
     return regions
+
+
+@compiled.warmer
+def _warm() -> None:
+    """Compile the sliding-histogram kernel (:func:`compiled.warm`)."""
+    local_entropy(np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8), "disk", 3)

@@ -4,7 +4,7 @@
 whole (B, H, W) stack: background, robust noise, threshold, labelling, measures, windowed
 centroids) with the defaults that suit large scenes: a local-mean background of
 ``background_size`` pixels (``sigma_clip`` is more robust beside large bright objects at about
-4x the cost, ``median`` slower still; ``tophat_size`` uses a white top-hat instead), a
+twice the cost, ``median`` slower still; ``tophat_size`` uses a white top-hat instead), a
 threshold of 6 robust sigmas (about 1e-9 false pixels per pixel for Gaussian noise) and a
 Gaussian PSF of 1.5 pixels for the centroid window. Each hotspot comes back as a dict (the
 ``/pixels/process`` form, see :func:`hotspot_dicts`) with a detection ``confidence``.
@@ -14,7 +14,6 @@ Coordinates: ``x`` is the column, ``y`` the row, pixel centres at integers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,27 +25,44 @@ from prism_kernels.imaging.hotspots import Detection, detect, label_stack
 __all__ = ["HotspotDetection", "detect_hotspots", "hotspot_dicts", "label_stack"]
 
 
-@dataclass
 class HotspotDetection:
-    """Result of :func:`detect_hotspots` for a stack (NumPy arrays, (B, H, W) unless noted).
+    """Result of :func:`detect_hotspots` for a stack.
 
     ``hotspots[b]`` lists frame ``b``'s hotspots as dicts (see :func:`hotspot_dicts`).
     ``noise_sigma`` and ``threshold`` are (B,) arrays (counts; ``nan`` where a frame is too
-    small to estimate its noise). ``detection`` is the imaging core's full result.
+    small to estimate its noise). ``detection`` is the imaging core's full result. The
+    per-pixel maps, (B, H, W) NumPy arrays, come from it and are computed on first access:
+    ``mask`` (bool), ``labels`` (int32), ``background`` and ``residual`` (float64, counts).
     """
 
-    hotspots: list[list[dict[str, Any]]]
-    mask: np.ndarray = field(repr=False)
-    labels: np.ndarray = field(repr=False)
-    background: np.ndarray = field(repr=False)
-    residual: np.ndarray = field(repr=False)
-    noise_sigma: np.ndarray
-    threshold: np.ndarray
-    detection: Detection = field(repr=False)
+    def __init__(self, hotspots: list[list[dict[str, Any]]], detection: Detection) -> None:
+        self.hotspots = hotspots
+        self.detection = detection
+        self.noise_sigma = detection.background.sigma
+        self.threshold = detection.threshold
 
     @property
     def counts(self) -> list[int]:
         return [len(h) for h in self.hotspots]
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.detection.mask
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.detection.labels
+
+    @property
+    def residual(self) -> np.ndarray:
+        return self.detection.residual
+
+    @property
+    def background(self) -> np.ndarray:
+        return np.asarray(to_numpy(self.detection.background.model), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"HotspotDetection(counts={self.counts}, noise_sigma={self.noise_sigma!r})"
 
 
 def hotspot_dicts(det: Detection) -> list[list[dict[str, Any]]]:
@@ -61,7 +77,7 @@ def hotspot_dicts(det: Detection) -> list[list[dict[str, Any]]]:
     Gaussian noise gives such a peak somewhere in the frame, ``max(0, 1 - H W Q(snr))``.
     """
     h = det.hotspots
-    _, rows, cols = det.mask.shape
+    _, rows, cols = det.shape
     conf = np.clip(1.0 - rows * cols * ndtr(-np.minimum(h.snr, 1e6)), 0.0, 1.0)
     out: list[list[dict[str, Any]]] = []
     for idx in det.per_frame():
@@ -105,6 +121,7 @@ def detect_hotspots(
     split_peaks: bool = False,
     min_distance: int = 3,
     psf_sigma: float | None = 1.5,
+    workers: int | None = None,
 ) -> HotspotDetection:
     """Detect hotspots in one frame (H, W) or a stack (B, H, W).
 
@@ -126,6 +143,9 @@ def detect_hotspots(
     psf_sigma : float or None
         Gaussian window (pixels) of the centroid refinement; None keeps the
         intensity-weighted centroid.
+    workers : int, optional
+        Threads of the fused detector (default: the CPUs this process may use, for large
+        stacks; see :func:`prism_kernels.imaging.hotspots.detect`).
 
     Returns
     -------
@@ -143,15 +163,6 @@ def detect_hotspots(
         min_distance=min_distance,
         psf_sigma=psf_sigma,
         refine=psf_sigma is not None,
+        workers=workers,
     )
-    bg = det.background
-    return HotspotDetection(
-        hotspots=hotspot_dicts(det),
-        mask=det.mask,
-        labels=det.labels,
-        background=np.asarray(to_numpy(bg.model), dtype=np.float64),
-        residual=det.residual,
-        noise_sigma=bg.sigma,
-        threshold=det.threshold,
-        detection=det,
-    )
+    return HotspotDetection(hotspot_dicts(det), det)

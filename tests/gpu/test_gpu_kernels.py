@@ -69,3 +69,48 @@ def test_monte_carlo_var_on_cupy_within_three_standard_errors():
     sigma = float(np.sqrt(w @ cov @ w))
     var_ref = normal_var_cvar(0.0, sigma, 0.99, 1)[0]
     assert abs(float(mc.var) - var_ref) < 3 * float(mc.standard_error)
+
+
+def test_order_statistics_on_cupy_are_the_numpy_values(rng):
+    from prism_kernels.imaging.order import kth_smallest, median, quantiles
+
+    x = rng.normal(size=(3, 10_001))
+    x[:, :50] = 1e3
+    np.testing.assert_array_equal(
+        B.to_numpy(kth_smallest(_cp(x), [0, 5000, 10_000, 17])),
+        np.sort(x)[:, [0, 5000, 10_000, 17]],
+    )
+    np.testing.assert_array_equal(B.to_numpy(median(_cp(x))), np.median(x, axis=-1))
+    np.testing.assert_array_equal(
+        B.to_numpy(quantiles(_cp(x), (1.0, 50.0, 99.0))), quantiles(x, (1.0, 50.0, 99.0))
+    )
+
+
+def test_frame_stats_and_hotspots_on_cupy_match_numpy():
+    from prism_kernels.pixels.hotspots import detect_hotspots
+    from prism_kernels.pixels.processing import frame_stats
+    from prism_kernels.pixels.scene import thermal_batch
+
+    frames, _ = thermal_batch(4, 120, 160, n_hotspots=5, snr=(10, 40), seed=3)
+    ref = frame_stats(frames)
+    got = frame_stats(_cp(frames))
+    for k in ("min", "max", "median", "mad_sigma", "noise_sigma", "p5", "p95"):
+        np.testing.assert_array_equal(B.to_numpy(got[k]), ref[k], err_msg=k)
+    for bg in ("mean", "sigma_clip"):
+        a = detect_hotspots(frames, background=bg)
+        b = detect_hotspots(_cp(frames), background=bg)
+        assert a.counts == b.counts
+        np.testing.assert_array_equal(
+            [h["centroid"] for f in a.hotspots for h in f],
+            [h["centroid"] for f in b.hotspots for h in f],
+        )
+
+
+def test_persistence_of_cupy_frames_matches_numpy(rng):
+    from prism_kernels.pixels import topology as T
+
+    stack = rng.random((4, 40, 50))
+    h0, h1 = T.diagrams(stack)
+    g0, g1 = T.diagrams(_cp(stack))
+    for a, b in zip(h0 + h1, g0 + g1, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,9 +11,13 @@ from scipy import ndimage
 from skimage.measure import label as sk_label
 from skimage.measure import regionprops
 
+from prism_kernels import compiled
+from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.imaging import fused
 from prism_kernels.imaging.background import fit_background
 from prism_kernels.imaging.hotspots import (
+    Hotspots,
     detect,
     label_stack,
     measure_components,
@@ -159,3 +164,142 @@ def test_edge_cases():
         with pytest.raises(InvalidInput) as e:
             detect(frame, **kwargs)
         assert e.value.field == field
+
+
+# --------------------------------------------------------------- the fused detector
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Hotspots))
+
+
+def _scene(rng, b=3, h=70, w=90):
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = 500.0 + 0.8 * xx - 0.3 * yy + rng.normal(0.0, 4.0, (b, h, w))
+    for k in range(b):
+        spots = [
+            (rng.uniform(5, w - 5), rng.uniform(5, h - 5), rng.uniform(40, 300)) for _ in range(5)
+        ]
+        frames[k] += _gaussians((h, w), spots, psf=rng.uniform(0.9, 2.0))
+    frames[1, 30:34, 40:44] += 2000.0  # a bright block (the sigma clip matters)
+    return frames
+
+
+def _same_detection(a, b, rtol=0.0):
+    """The same detection: integer measures, masks and labels identical; floating ones equal
+    to ``rtol`` (and 1e-9 counts absolute, for values near 0 such as the residual's centre),
+    or bit for bit when ``rtol`` is 0."""
+    atol = 1e-9 if rtol else 0.0
+    for f in _FIELDS:
+        got, want = getattr(a.hotspots, f), getattr(b.hotspots, f)
+        if want.dtype.kind == "f":
+            np.testing.assert_allclose(got, want, rtol, atol, err_msg=f)
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=f)
+    for f in ("sigma", "center", "level"):
+        got, want = getattr(a.background, f), getattr(b.background, f)
+        np.testing.assert_allclose(got, want, rtol, atol, err_msg=f)
+    np.testing.assert_allclose(a.threshold, b.threshold, rtol, atol)
+    np.testing.assert_array_equal(a.residual, b.residual)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(to_numpy(a.background.model), to_numpy(b.background.model))
+    assert a.shape == b.shape and a.k_sigma == b.k_sigma
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"background": "mean"},
+        {"background": "sigma_clip", "size": 15},
+        {"background": "median", "size": 9},
+        {"background": "opening", "size": 11},
+        {"background": "polynomial", "order": 2},
+        {"background": "mean", "min_area": 4, "connectivity": 4, "psf_sigma": 1.5},
+        {"background": "sigma_clip", "refine": False, "k_sigma": 4.0},
+    ],
+    ids=["mean", "sigma_clip", "median", "opening", "polynomial", "min_area-4conn", "no-refine"],
+)
+def test_fused_detector_equals_the_numpy_steps(rng, monkeypatch, kwargs):
+    frames = _scene(rng)
+    fast = detect(frames, **{"k_sigma": 6.0, **kwargs})
+    assert len(fast.hotspots) >= 10
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    slow = detect(frames, **{"k_sigma": 6.0, **kwargs})
+    # The fused sigma clip sums the rejected pixels only: equal to rounding, same hotspots.
+    _same_detection(fast, slow, 1e-12 if kwargs["background"] == "sigma_clip" else 0.0)
+
+
+def test_fused_detector_with_a_given_background_and_threads(rng, monkeypatch):
+    frames = _scene(rng, b=5)
+    bg = fit_background(frames, "polynomial")
+    fast = detect(frames, 5.0, background=bg, workers=1)
+    assert fast.background is bg
+    _same_detection(fast, detect(frames, 5.0, background=bg, workers=3))
+    _same_detection(detect(frames, 5.0), detect(frames, 5.0, workers=4))
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    _same_detection(fast, detect(frames, 5.0, background=bg))
+
+
+@pytest.mark.parametrize("background", ["mean", "sigma_clip", "polynomial"])
+def test_fused_detector_same_on_every_backend(rng, to_xp, background):
+    frames = _scene(rng, b=2)
+    ref = detect(frames, 6.0, background=background, size=15)
+    got = detect(to_xp(frames), 6.0, background=background, size=15)
+    # The window backgrounds run on the host: identical. The polynomial is fitted on the
+    # input's library (its own matmul and solve): equal to rounding.
+    rtol = 1e-12 if background == "polynomial" else 0.0
+    for f in _FIELDS:
+        np.testing.assert_allclose(getattr(got.hotspots, f), getattr(ref.hotspots, f), rtol, 0, f)
+    np.testing.assert_allclose(got.background.sigma, ref.background.sigma, rtol)
+    np.testing.assert_array_equal(got.mask, ref.mask)
+
+
+def test_fused_detector_falls_back_and_refuses_like_the_numpy_steps(rng, monkeypatch):
+    frames = _scene(rng, b=3, h=80, w=80)
+    frames[2] = 100.0  # flat: the robust sigma is 0, the standard-deviation fallback runs
+    frames[2, 41, 7] = 1000.0
+    assert list(fused.detect_frames(frames, method=fused.MEAN)["status"]) == [0, 0, fused.FALLBACK]
+    fast = detect(frames, 5.0)
+    assert len(fast.hotspots.frame) and fast.hotspots.frame[-1] == 2
+    bad = frames.copy()
+    bad[1, 3, 4] = np.nan
+    with pytest.raises(InvalidInput) as e_fast:
+        detect(bad, 5.0, field="pixels")
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    _same_detection(fast, detect(frames, 5.0))
+    with pytest.raises(InvalidInput) as e_slow:
+        detect(bad, 5.0, field="pixels")
+    assert (e_fast.value.field, str(e_fast.value)) == (e_slow.value.field, str(e_slow.value))
+
+
+def _clip_reference(f, m, thr, size):
+    """One sigma-clip pass as the NumPy steps do it: ``box(f keep) / box(keep)``."""
+    keep = (f - m <= thr).astype(np.float64)
+    num = ndimage.uniform_filter(f * keep, size, mode="reflect")
+    den = ndimage.uniform_filter(keep, size, mode="reflect")
+    return np.where(den > 1e-12, num / np.maximum(den, 1e-12), m)
+
+
+@pytest.mark.parametrize(
+    "h, w, size, thr, first",
+    [
+        (48, 64, 7, 2.0, True),
+        (30, 20, 31, 2.0, True),  # window wider than the frame: pixels counted twice
+        (5, 3, 9, 0.5, True),
+        (1, 7, 3, 0.2, True),
+        (40, 40, 15, 1.0, False),  # a later pass: the model is not the plain mean
+        (64, 64, 3, -10.0, True),  # everything rejected: the model stays
+        (64, 64, 5, 1e9, False),  # nothing rejected: the plain mean
+        (16, 16, 1, 0.5, True),
+        (20, 20, 5, float("nan"), True),  # no noise estimate: nothing kept
+    ],
+)
+def test_clipped_mean_from_rejected_pixels_equals_the_window_filters(rng, h, w, size, thr, first):
+    f = rng.normal(100.0, 1.0, (h, w))
+    f[h // 2, w // 2] += 30.0
+    m0 = ndimage.uniform_filter(f, size, mode="reflect")
+    m = m0.copy() if first else m0 + rng.normal(0.0, 0.3, (h, w))
+    want = _clip_reference(f, m, thr, size)
+    got = m.copy()
+    fused._clipped_mean(f, got, got if first else m0, first, thr, size, np.empty(h * w, np.int64))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)

@@ -36,6 +36,45 @@ def test_frame_stats_against_numpy(rng, to_xp):
     np.testing.assert_allclose(to_numpy(st["mad_sigma"]), mad, rtol=1e-12)
 
 
+def _sorted_stats(x: np.ndarray, qs) -> dict[str, np.ndarray]:
+    """The statistics frame_stats computed by full sorts before it selected: the reference."""
+    s = np.sort(x.reshape(x.shape[0], -1).astype(np.float64), axis=-1)
+    n = s.shape[-1]
+    out = {"min": s[:, 0], "max": s[:, -1]}
+    for name, q in [("median", 50.0)] + [(f"p{q:g}", q) for q in qs]:
+        pos = q / 100.0 * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        out[name] = s[:, lo] + (s[:, hi] - s[:, lo]) * (pos - lo)
+    return out
+
+
+def test_frame_stats_equal_the_sorted_reference_and_without_numba(rng, monkeypatch):
+    from prism_kernels import compiled
+    from prism_kernels.pixels.processing import PERCENTILES
+
+    stack = rng.normal(1000.0, 20.0, (2, 123, 157))
+    stack[0, :5, :5] = 5000.0  # hot corner: a long tail
+    u16 = rng.integers(0, 4096, (1, 90, 80)).astype(np.uint16)
+    fast = [frame_stats(stack), frame_stats(u16)]
+    for st, x in zip(fast, (stack, u16), strict=True):
+        for k, v in _sorted_stats(x, PERCENTILES).items():
+            np.testing.assert_array_equal(np.atleast_1d(to_numpy(st[k])), v, err_msg=k)
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    for st, x in zip(fast, (stack, u16), strict=True):
+        slow = frame_stats(x)
+        for k in st:
+            np.testing.assert_array_equal(to_numpy(st[k]), to_numpy(slow[k]), err_msg=k)
+
+
+def test_frame_stats_order_statistics_identical_on_every_backend(rng, to_xp):
+    stack = rng.normal(100.0, 5.0, (3, 41, 37))
+    ref = frame_stats(stack)
+    got = frame_stats(to_xp(stack))
+    for k in ("min", "max", "median", "mad_sigma", "noise_sigma", "p1", "p5", "p50", "p99"):
+        np.testing.assert_array_equal(to_numpy(got[k]), ref[k], err_msg=k)
+
+
 def test_frame_stats_uint_and_one_pixel():
     st = frame_stats(np.array([[7]], dtype=np.uint16))
     assert float(st["mean"]) == 7.0 and float(st["std"]) == 0.0 and float(st["p99"]) == 7.0

@@ -9,6 +9,7 @@ import gudhi
 import numpy as np
 import pytest
 
+from prism_kernels import compiled
 from prism_kernels.errors import InvalidInput
 from prism_kernels.pixels import topology as T
 
@@ -61,7 +62,9 @@ def test_h0_large_random_equal_gudhi(rng):
 
 
 def test_sequential_fallback_equal_gudhi(rng, monkeypatch):
-    # Force the documented union-find fallback after the first Boruvka round.
+    # The array formulation (without numba), forced into its documented sequential
+    # union-find fallback after the first Boruvka round.
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
     monkeypatch.setattr(T, "_STALL_FRACTION", 1.0)
     img = rng.random((48, 40))
     for conn in (8, 4):
@@ -216,3 +219,85 @@ def test_tda_summary_json_contract(rng):
             assert g[k] == v
     with pytest.raises(InvalidInput):
         T.tda_summary(img, method="ripser")
+
+
+# --------------------------------------------------------------- compiled union-find
+
+
+def _plateaus(rng):
+    """Frames full of ties: plateaus, ridges, checkerboards, signed zeros, thin shapes."""
+    yy, xx = np.mgrid[0:21, 0:26]
+    zeros = np.zeros((9, 9))
+    zeros[::2, ::3] = -0.0
+    zeros[4, 4] = -1.0
+    return {
+        "blocks": np.kron(rng.integers(0, 4, (5, 6)), np.ones((4, 4))).astype(float),
+        "checker": ((yy + xx) % 2).astype(float),
+        "rings": np.round(np.hypot(yy - 10, xx - 12) / 3.0),
+        "terraces": np.floor((yy + 2 * xx) / 7.0) % 3,
+        "two-level noise": rng.integers(0, 2, (17, 23)).astype(float),
+        "signed zeros": zeros,
+        "row": rng.integers(0, 3, (1, 40)).astype(float),
+        "column": rng.integers(0, 3, (40, 1)).astype(float),
+        "2x2": np.array([[1.0, 0.0], [0.0, 1.0]]),
+        "constant": np.full((7, 5), -2.5),
+    }
+
+
+@pytest.mark.parametrize("connectivity", [8, 4])
+@pytest.mark.parametrize("filtration", ["sublevel", "superlevel"])
+def test_compiled_equals_gudhi_on_plateaus_and_edge_cases(rng, connectivity, filtration):
+    for name, img in _plateaus(rng).items():
+        g0, g1 = T.gudhi_diagrams(img, filtration, connectivity)
+        h0, h1 = T.diagrams(img, connectivity, filtration)
+        for ours, ref in ((h0[0], g0), (h1[0], g1)):
+            assert gudhi.bottleneck_distance(ours, ref, e=0) == 0.0, name
+            np.testing.assert_array_equal(_rows(ours), _rows(ref), err_msg=name)
+
+
+def test_compiled_equals_the_array_formulation(rng, monkeypatch):
+    frames = [
+        rng.random((30, 41)),
+        np.kron(rng.integers(0, 5, (6, 8)), np.ones((3, 3))).astype(float),
+    ]
+    fast = {
+        (c, f): [T.diagrams(img, c, f) for img in frames]
+        for c in (8, 4)
+        for f in ("sublevel", "superlevel")
+    }
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    for (c, f), per_frame in fast.items():
+        for img, (h0, h1) in zip(frames, per_frame, strict=True):
+            s0, s1 = T.diagrams(img, c, f)
+            np.testing.assert_array_equal(_rows(h0[0]), _rows(s0[0]))
+            np.testing.assert_array_equal(_rows(h1[0]), _rows(s1[0]))
+
+
+def test_one_pass_batch_equals_frame_by_frame_and_gudhi(rng):
+    stack = np.stack(
+        [
+            rng.random((24, 28)),
+            np.full((24, 28), 3.0),
+            rng.integers(0, 3, (24, 28)).astype(float),
+            np.cumsum(rng.normal(size=(24, 28)), 1),
+        ]
+    )
+    h0, h1 = T.diagrams(stack)
+    assert len(h0) == len(h1) == 4
+    for b in range(4):
+        g0, g1 = T.gudhi_diagrams(stack[b])
+        _assert_same(h0[b], g0)
+        _assert_same(h1[b], g1)
+        _assert_same(h0[b], T.h0_diagrams(stack[b])[0])
+        _assert_same(h1[b], T.h1_diagrams(stack[b])[0])
+    assert h1[1].shape == (0, 2) and h0[1].tolist() == [[3.0, math.inf]]
+    only0, none1 = T.diagrams(stack, dims=(0,))
+    assert none1 == [] and all(np.array_equal(a, b) for a, b in zip(only0, h0, strict=True))
+
+
+def test_tda_summary_same_list_from_either_code(rng):
+    img = rng.integers(0, 20, (40, 40)).astype(float)  # many equal lifetimes
+    for filtration in ("superlevel", "sublevel"):
+        ours = T.tda_summary(img, filtration=filtration, max_points=100)
+        ref = T.tda_summary(img, filtration=filtration, max_points=100, method="gudhi")
+        assert ours["persistence_diagram"] == ref["persistence_diagram"]

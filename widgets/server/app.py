@@ -31,6 +31,7 @@ from tornado.websocket import WebSocketClosedError
 
 import prism_kernels
 from prism_kernels import backend as B
+from prism_kernels import compiled
 from prism_kernels.gpu_service import GpuService
 from prism_kernels.runtime import Runtime, set_runtime
 from prism_kernels.store import Store
@@ -573,6 +574,9 @@ def serve(settings: Settings, show: bool = False) -> None:
     bokeh_settings.perform_document_validation.set_value(False)
     for dash in app.dashboard_apps:
         dash.validate = True
+    # The numba kernels are compiled once the server listens, in a child process (the NumPy
+    # paths answer meantime, with the same results): start-up never waits for a compiler.
+    compiled.defer()
     # What start-up and one build of each dashboard leave behind lives as long as the server:
     # build each once now (the first visitor then waits for no import), then keep all of it
     # out of every later garbage collection (a full one walks every object, pausing every
@@ -587,10 +591,12 @@ def serve(settings: Settings, show: bool = False) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     server.start()
+    kernels = compiled.warm_in_background()
     print("\n".join(startup_lines(app)), flush=True)
     log.info("PRISM serving on http://%s:%s/", settings.address, settings.port)
     try:
         loop.start()
     finally:
+        kernels.stop()
         server.stop()
         app.stop()

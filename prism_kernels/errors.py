@@ -1,7 +1,8 @@
 """Exceptions that kernels and services raise, and that the server maps to HTTP statuses.
 
 They carry no web dependency: the server (``widgets.server``) turns :class:`InvalidInput`
-into a 400, :class:`NotFound` into a 404, :class:`Unavailable` into a 503.
+into a 400, :class:`Unsolvable` into a 422, :class:`NotFound` into a 404, :class:`Unavailable`
+into a 503.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class InvalidInput(PrismError, ValueError):
 
 class Infeasible(InvalidInput):
     """Constraints that no solution can satisfy (an optimiser's 400, never a silent fix)."""
+
+
+class Unsolvable(InvalidInput):
+    """Well-formed input for which no answer exists (a 422): a planning problem whose goal lies
+    inside an obstacle, a pose no joint configuration reaches, a search that spent its budget.
+
+    ``field`` names the input that makes it unsolvable (``"goal_state"``); ``details`` carries
+    the reason and what was tried.
+    """
 
 
 class NotFound(PrismError, KeyError):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prism_kernels.errors import InvalidInput, NotFound, Unavailable
+from prism_kernels.errors import InvalidInput, NotFound, Unavailable, Unsolvable
 from prism_kernels.store import ReadOnly
 
 STATUS_KIND = {
@@ -16,6 +16,7 @@ STATUS_KIND = {
     404: "NotFound",
     405: "MethodNotAllowed",
     413: "PayloadTooLarge",
+    422: "Unsolvable",
     429: "RateLimited",
     500: "InternalError",
     503: "ServiceUnavailable",
@@ -78,7 +79,7 @@ def from_exception(exc: BaseException) -> ApiError:
         return from_validation_error(exc)
     if isinstance(exc, InvalidInput):
         return ApiError(
-            400,
+            422 if isinstance(exc, Unsolvable) else 400,
             f"{exc.field}: {exc.message}",
             details={"field": exc.field, **_jsonable(exc.details)},
         )

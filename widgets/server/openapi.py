@@ -20,6 +20,8 @@ ERROR_STATUSES = {
     "404": "Unknown route or id",
     "405": "Method not allowed on this path",
     "413": "Request body too large",
+    "422": "Well-formed input with no solution (no collision-free path, unreachable pose); "
+    "details.field names the input and details.reason says why",
     "429": "Rate limit exceeded (see Retry-After)",
     "500": "Internal error (no trace is returned)",
     "503": "A dependency is unavailable",
@@ -115,7 +117,7 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
                 }
             },
         }
-        wanted = ["400", "404", "405", "413", "429", "500", "503", "504"]
+        wanted = ["400", "404", "405", "413", "422", "429", "500", "503", "504"]
         if r.auth:
             wanted += ["401", "403"]
         for code in sorted(wanted):

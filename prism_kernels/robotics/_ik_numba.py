@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from prism_kernels.compiled import njit
 
 
-@njit(cache=True)
+@njit
 def _fk_jac(dh, modified, base, tool, q, T, J, M, A, tmp, Z, O):  # pragma: no cover - compiled  # noqa: E741
     n = dh.shape[0]
     M[:, :] = base
@@ -71,7 +72,7 @@ def _fk_jac(dh, modified, base, tool, q, T, J, M, A, tmp, Z, O):  # pragma: no c
         J[5, i] = zz
 
 
-@njit(cache=True)
+@njit
 def _error(T, Tt, e, Re):  # pragma: no cover - compiled
     """Fill e (6,) with the array path's error vector; return (pos err, rot err vector norm)."""
     for r in range(3):
@@ -108,7 +109,7 @@ def _error(T, Tt, e, Re):  # pragma: no cover - compiled
     return pe, oe
 
 
-@njit(cache=True)
+@njit
 def _final_errors(T, Tt):  # pragma: no cover - compiled
     """``kinematics.pose_error``: position error and the angle of R_t R^T."""
     dx, dy, dz = Tt[0, 3] - T[0, 3], Tt[1, 3] - T[1, 3], Tt[2, 3] - T[2, 3]
@@ -128,7 +129,7 @@ def _final_errors(T, Tt):  # pragma: no cover - compiled
     )
 
 
-@njit(cache=True)
+@njit
 def _solve_damped(J, e, lam, free, A, g):  # pragma: no cover - compiled
     """g <- (J_f^T J_f + lam I)^-1 J_f^T e, J_f = J with the columns of non-free joints zeroed."""
     n = J.shape[1]
@@ -170,7 +171,7 @@ def _solve_damped(J, e, lam, free, A, g):  # pragma: no cover - compiled
         g[i] = s / A[i, i]
 
 
-@njit(cache=True)
+@njit
 def _step(J, e, E, damping, lo, hi, q, A, g, free):  # pragma: no cover - compiled
     """One projected LM step (the array path's ``ik._lm`` step): solve; joints that the step
     pushes through a limit stop at it and the step is solved again without them."""
@@ -197,7 +198,7 @@ def _step(J, e, E, damping, lo, hi, q, A, g, free):  # pragma: no cover - compil
             q[i] = min(max(v, lo[i]), hi[i])
 
 
-@njit(cache=True)
+@njit
 def _solve_target(
     t,
     dh,
@@ -282,7 +283,7 @@ def _solve_target(
         pe_out[t * k + s], oe_out[t * k + s] = _final_errors(T, Tt)
 
 
-@njit(cache=True)
+@njit
 def _lm_round_serial(
     dh,
     modified,
@@ -372,7 +373,7 @@ def lm_round(
     )
 
 
-@njit(cache=True)
+@njit
 def nearest(feat_targets, feat_table, k):  # pragma: no cover - compiled
     """Indices (T, k) of the k table rows nearest each target row (squared distance minus the
     target's own norm, as ``ik.nearest_seeds`` computes it), nearest first."""

@@ -44,9 +44,11 @@ from typing import Any
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
+from prism_kernels import compiled
 from prism_kernels.arrays import device_of
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.robotics import _ik_numba
 from prism_kernels.robotics.kinematics import (
     _fk_jacobian,
     check_configuration,
@@ -54,7 +56,7 @@ from prism_kernels.robotics.kinematics import (
     pose_error,
     rotation_error_vector,
 )
-from prism_kernels.robotics.models import RobotModel
+from prism_kernels.robotics.models import PANDA, RobotModel
 
 MAX_TARGETS = 1_000_000
 #: ``engine="auto"`` uses the compiled path for NumPy batches of at least this many
@@ -236,8 +238,6 @@ def nearest_seeds(
     k = min(k, q.shape[0])
     A = _features(np.asarray(targets, dtype=np.float64))
     if engine == "numba":
-        from prism_kernels.robotics import _ik_numba
-
         return q[_ik_numba.nearest(np.ascontiguousarray(A), np.ascontiguousarray(feat), k)]
     out = np.empty((A.shape[0], k, model.dof))
     f2 = np.sum(feat * feat, axis=1)
@@ -359,7 +359,8 @@ def solve_ik(
         n_seeds if all_solutions else min(seeds_per_round, n_seeds)
     )
     use_numba = is_np and (
-        engine == "numba" or (engine == "auto" and first_batch >= NUMBA_MIN_PROBLEMS)
+        engine == "numba"
+        or (engine == "auto" and first_batch >= NUMBA_MIN_PROBLEMS and compiled.enabled())
     )
     dev = device_of(targets)
     T = int(targets.shape[0])
@@ -395,8 +396,6 @@ def solve_ik(
 
     def run(sub: Any, k: int, q0: np.ndarray, stop_on_success: bool):
         if use_numba:
-            from prism_kernels.robotics import _ik_numba
-
             q, pe, oe, steps = _ik_numba.lm_round(
                 np.ascontiguousarray(model.dh),
                 model.dh_convention == "modified",
@@ -476,3 +475,10 @@ def solve_ik(
         iterations=int(iters),
         problems=int(problems),
     )
+
+
+@compiled.warmer
+def _warm() -> None:
+    """Compile the scalar IK loops (a few Panda targets)."""
+    q = np.asarray(PANDA.home, dtype=np.float64)[None, :]
+    solve_ik(PANDA, np.asarray(fk(PANDA, q)), n_seeds=2, engine="numba")

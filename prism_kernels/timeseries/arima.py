@@ -931,3 +931,12 @@ def _assemble(y: Any, chosen: list, horizon: int, level: float) -> Forecast:
         for b, md in zip(bs, _models(sub), strict=True):
             models[b] = md
     return Forecast(mean, lower, upper, level, "auto_arima", models, fitted, resid)
+
+
+@compiled.warmer
+def _warm() -> None:
+    """Compile the filter, CSS and optimiser kernels (a small seasonal batch, both fits)."""
+    t = np.arange(40.0)
+    y = np.stack([10.0 + np.sin(t * 1.57) + 0.1 * t, 5.0 + np.cos(t * 1.57) - 0.05 * t])
+    arima(y, 2, season_length=4, order=(1, 1, 1), seasonal_order=(0, 1, 1), engine="numba")
+    arima(y, 2, order=(1, 0, 1), include_constant=True, engine="numba")

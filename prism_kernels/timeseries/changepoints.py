@@ -45,10 +45,10 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from prism_kernels.arrays import as_float, device_of
 from prism_kernels.backend import get_namespace, to_numpy
+from prism_kernels.compiled import njit, warmer
 from prism_kernels.errors import InvalidInput
 from prism_kernels.timeseries.core import as_batch
 
@@ -192,7 +192,7 @@ def _dev(a: Any) -> Any:
 # ------------------------------------------------------------------------ compiled engine
 
 
-@njit(cache=True)
+@njit
 def _block_sum(a, lo, n):  # pragma: no cover - compiled
     """NumPy's pairwise-sum leaf (n <= 128): 8 accumulators, then the tail in order."""
     if n < 8:
@@ -222,7 +222,7 @@ def _block_sum(a, lo, n):  # pragma: no cover - compiled
     return res
 
 
-@njit(cache=True)
+@njit
 def _pairwise_sum(a, lo, n):  # pragma: no cover - compiled
     """``a[lo:lo + n].sum()`` in NumPy's own order (pairwise, 8 accumulators, leaves <= 128).
 
@@ -270,7 +270,7 @@ def _pairwise_sum(a, lo, n):  # pragma: no cover - compiled
     return val
 
 
-@njit(cache=True)
+@njit
 def _cost_nb(code, y, S1, S2, a, b):  # pragma: no cover - compiled
     L = b - a
     if code == 0:
@@ -295,7 +295,7 @@ def _cost_nb(code, y, S1, S2, a, b):  # pragma: no cover - compiled
     return L * math.log(v + 1e-6)
 
 
-@njit(cache=True)
+@njit
 def _pelt_nb(code, Y, S1, S2, pens, min_size, jump, out, counts):  # pragma: no cover - compiled
     B, n = Y.shape
     first = ((min_size + jump - 1) // jump) * jump
@@ -365,7 +365,7 @@ def _pelt_nb(code, Y, S1, S2, pens, min_size, jump, out, counts):  # pragma: no 
             out[s, c - 1 - i] = tmp
 
 
-@njit(cache=True)
+@njit
 def _single_bkp_nb(code, y, S1, S2, start, end, min_size, jump):  # pragma: no cover
     seg_cost = _cost_nb(code, y, S1, S2, start, end)
     best_g = -np.inf
@@ -381,7 +381,7 @@ def _single_bkp_nb(code, y, S1, S2, start, end, min_size, jump):  # pragma: no c
     return best_b, best_g
 
 
-@njit(cache=True)
+@njit
 def _binseg_nb(
     code, Y, S1, S2, n_bkps, pens, use_pen, min_size, jump, out, counts
 ):  # pragma: no cover
@@ -722,3 +722,13 @@ def segment_stats(y: Any, breakpoints: list[list[int]] | list[int]) -> list[list
             start = end
         out.append(segs)
     return out
+
+
+@warmer
+def _warm() -> None:
+    """Compile the PELT and binary-segmentation loops for every cost (small inputs)."""
+    y = np.repeat([0.0, 3.0, 1.0], 12)[None, :] + np.linspace(0.0, 0.1, 36)[None, :]
+    for cost in COSTS:
+        pelt(y, penalty=5.0, cost=cost, engine="numba")
+        binseg(y, penalty=5.0, cost=cost, engine="numba")
+        binseg(y, n_breakpoints=2, cost=cost, engine="numba")

@@ -37,7 +37,7 @@ from scipy.optimize import minimize
 
 from prism_kernels.arrays import as_float, check_finite, mT
 from prism_kernels.backend import get_namespace, to_numpy
-from prism_kernels.compiled import njit
+from prism_kernels.compiled import njit, warmer
 from prism_kernels.errors import InvalidInput
 from prism_kernels.timeseries.core import check_horizon
 from prism_kernels.timeseries.volatility import MIN_POINTS, garch_fit, variance_forecast
@@ -337,3 +337,9 @@ def covariance_forecast(garch_fit_: Any, R: Any, horizon: int) -> Any:
 def half_life(lam: float) -> float:
     """Days for an EWMA weight to halve: ``log(0.5) / log(lam)``."""
     return math.log(0.5) / math.log(lam)
+
+
+@warmer
+def _warm() -> None:
+    """Compile the DCC recursion (a small panel)."""
+    dcc_fit(np.random.default_rng(0).standard_normal((200, 2)))

@@ -52,7 +52,7 @@ from scipy.optimize import minimize
 from prism_kernels.arrays import as_float, device_of
 from prism_kernels.backend import get_namespace, to_numpy
 from prism_kernels.compiled import enabled as _numba_enabled
-from prism_kernels.compiled import njit
+from prism_kernels.compiled import njit, warmer
 from prism_kernels.errors import InvalidInput
 from prism_kernels.timeseries.core import as_batch, check_horizon
 
@@ -808,3 +808,11 @@ def garch_forecast(
     xp = get_namespace(var)
     mu = fit.params[:, 0:1] if mean == "constant" else 0.0 * var[:, :1]
     return fit, mu * xp.ones_like(var), var
+
+
+@warmer
+def _warm() -> None:
+    """Compile the GARCH and GJR-GARCH likelihood and Newton kernels (a small batch)."""
+    r = np.random.default_rng(0).standard_normal((2, 200))
+    garch_fit(r, o=0)
+    garch_fit(r, o=1)

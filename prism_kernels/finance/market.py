@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from prism_kernels.errors import InvalidInput
+from prism_kernels.seeds import check_seed
 
 __all__ = ["Market", "generate_market", "REGIMES"]
 
@@ -101,6 +102,7 @@ def generate_market(
     n_assets, n_periods : assets and price rows (``n_periods >= 2``).
     n_sectors : sector factors (1 .. n_assets, default ``min(4, n_assets)``); assets are
         assigned round-robin.
+    seed : non-negative integer (at most 2**64 - 1), or None for fresh entropy.
     dof : Student-t degrees of freedom (> 2) of all shocks; None for normal shocks.
     regimes : False for a single calm regime.
     p_calm_to_stressed, p_stressed_to_calm : daily switching probabilities.
@@ -135,6 +137,7 @@ def generate_market(
     if not float(start_price) > 0:
         raise InvalidInput("start_price", "must be positive")
 
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     sector_idx = np.arange(n) % k
     sector_labels = [_SECTOR_NAMES[j] if j < len(_SECTOR_NAMES) else f"SECTOR{j}" for j in range(k)]
@@ -203,7 +206,11 @@ def generate_market(
 
     import pandas as pd
 
-    dates = pd.bdate_range(start=start_date, periods=T)
+    try:
+        dates = pd.bdate_range(start=start_date, periods=T)
+    except (pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+        # past 2262 (about 63,000 business days from 2020): nanosecond stamps overflow
+        dates = pd.bdate_range(start=start_date, periods=T, unit="s")
     return Market(
         prices=prices,
         returns=returns,

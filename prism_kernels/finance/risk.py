@@ -32,6 +32,7 @@ from scipy import special, stats
 from prism_kernels.arrays import as_float, check_finite, device_of, mT
 from prism_kernels.backend import backend_name, get_namespace, to_numpy
 from prism_kernels.errors import InvalidInput
+from prism_kernels.seeds import check_seed
 
 QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "inverted_cdf")
 DISTRIBUTIONS = ("normal", "t")
@@ -158,6 +159,7 @@ def _cummax_scan(xp: Any, x: Any) -> Any:
 
 def _rng(xp_like: Any, seed: int | None) -> Any:
     """A seeded generator native to the backend of ``xp_like``."""
+    seed = check_seed(seed)
     name = backend_name(xp_like)
     if name == "torch":
         import torch

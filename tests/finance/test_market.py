@@ -17,6 +17,7 @@ from scipy import stats
 from prism_kernels.errors import InvalidInput, Unavailable
 from prism_kernels.finance import data
 from prism_kernels.finance.market import generate_market
+from prism_kernels.seeds import SEED_MAX, check_seed
 
 
 def test_shapes_names_and_price_identity():
@@ -124,3 +125,19 @@ def test_sp500_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "skfolio.datasets", None)
     with pytest.raises(Unavailable, match="skfolio"):
         data.load_sp500()
+
+
+@pytest.mark.parametrize("seed", [-1, -9276, SEED_MAX + 1, 1.5, "7", True])
+def test_bad_seed_is_invalid_input(seed):
+    """numpy's default_rng raises a bare ValueError on a negative seed: checked first."""
+    with pytest.raises(InvalidInput) as e:
+        generate_market(3, 10, seed=seed)
+    assert e.value.field == "seed"
+
+
+def test_check_seed_accepts_the_full_range():
+    assert check_seed(None) is None
+    assert check_seed(np.uint64(SEED_MAX)) == SEED_MAX and check_seed(np.int32(0)) == 0
+    a = generate_market(3, 50, seed=SEED_MAX).prices
+    b = generate_market(3, 50, seed=SEED_MAX).prices
+    np.testing.assert_array_equal(a, b)

@@ -181,7 +181,7 @@ def test_backtest_spellings_that_disagree_are_refused():
     )
     with pytest.raises(InvalidInput) as e:
         r.args()
-    assert e.value.field == "rebalance_days"
+    assert e.value.field == "parameters.rebalance_days"  # where the body has it
     with pytest.raises(ValidationError) as e:
         BacktestRequest.model_validate({"strategy": "moon_shot"})
     assert e.value.errors()[0]["loc"] == ("strategy",)

@@ -401,3 +401,11 @@ def test_invalid_inputs_name_the_field(call, field):
     with pytest.raises(InvalidInput) as e:
         call()
     assert e.value.field == field
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 0.5])
+def test_monte_carlo_bad_seed_is_invalid_input(seed):
+    cov = np.array([[0.0004, 0.0], [0.0, 0.0009]])
+    with pytest.raises(InvalidInput) as e:
+        risk.monte_carlo_var(np.array([0.5, 0.5]), np.zeros(2), cov, n_paths=1000, seed=seed)
+    assert e.value.field == "seed"

@@ -45,6 +45,7 @@ from prism_kernels.finance.data import DATASETS
 from prism_kernels.finance.optimize import OBJECTIVES
 from prism_kernels.finance.service import FinanceService
 from prism_kernels.names import snake_case
+from prism_kernels.seeds import SEED_MAX
 from widgets.server.models import ApiModel, ApiResponse, DomainHealth, NameChoice, Page, Timed
 from widgets.server.routing import Request, RouteGroup
 
@@ -930,7 +931,7 @@ class RiskRequest(FinanceRequest):
     )
     notional: float | None = Field(None, gt=0, description="USD at risk (default 1,000,000)")
     mc_paths: int = Field(20_000, ge=0, le=200_000, description="Monte Carlo paths (0: none)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the Monte Carlo draws")
     dataset: Dataset | None = Field(None, description="History when none is given (sp500)")
     start_date: str | None = Field(None, description="First close used (default 2021-01-01)")
     end_date: str | None = Field(None, description="Last close used (default the last shipped)")
@@ -1130,7 +1131,9 @@ class BacktestRequest(FinanceRequest):
     rebalance_frequency: str | int | None = Field(None, description="Another name for it")
     lookback: int | None = Field(None, ge=2, description="Days of history per re-optimisation")
     cost_bps: float | None = Field(None, ge=0, lt=10_000, description="Basis points (default 10)")
-    seed: int | None = None
+    seed: int | None = Field(
+        None, ge=0, le=SEED_MAX, description="Seed of the synthetic market (default 0)"
+    )
     include_series: bool = True
 
     @field_validator("strategy", "strategy_id", mode="before")
@@ -1154,14 +1157,26 @@ class BacktestRequest(FinanceRequest):
         raise ValueError("must be a strategy name or a list of weights")
 
     def pick(self, name: str) -> Any:
-        """A parameter given at the top level or inside ``parameters`` (the top level wins)."""
+        """A parameter given at the top level or inside ``parameters`` (the top level wins).
+
+        ``parameters`` is a free-form dict, so an entry of it is validated here as the
+        top-level field of the same name is (type and bounds): a bad one is a 400 naming
+        ``parameters.<name>``, never a value the kernels choke on."""
         v = getattr(self, name, None)
-        return v if v is not None else (self.parameters or {}).get(name)
+        if v is not None:
+            return v
+        v = (self.parameters or {}).get(name)
+        return None if v is None else _parameter(name, v)
+
+    def source(self, name: str) -> str:
+        """Where ``name`` was given: ``name`` at the top level, else ``parameters.<name>``."""
+        return name if getattr(self, name, None) is not None else f"parameters.{name}"
 
     def rebalance_schedule(self) -> int | str:
         """One schedule from the spellings clients use: ``rebalance``, ``rebalance_frequency``,
         ``rebalance_freq`` (a name or a number of days) or ``rebalance_days``."""
-        given = {k: self.pick(k) for k in REBALANCE_SPELLINGS if self.pick(k) is not None}
+        given = {k: self.pick(k) for k in REBALANCE_SPELLINGS}
+        given = {self.source(k): v for k, v in given.items() if v is not None}
         values = []
         for k, v in given.items():
             if isinstance(v, bool) or not isinstance(v, (str, int)):
@@ -1170,7 +1185,7 @@ class BacktestRequest(FinanceRequest):
                 v = int(v)
             elif isinstance(v, str):
                 v = CALENDAR.get(snake_case(v), snake_case(v))
-            if k == "rebalance_days" and not isinstance(v, int):
+            if k.endswith("rebalance_days") and not isinstance(v, int):
                 raise InvalidInput(k, "must be a number of trading days")
             if isinstance(v, int) and v < 1:
                 raise InvalidInput(k, "must be at least 1 day")
@@ -1196,11 +1211,12 @@ class BacktestRequest(FinanceRequest):
             except ValueError as exc:
                 raise InvalidInput("parameters.strategy", str(exc)) from None
         start, end = self.pick("start_date"), self.pick("end_date")
-        t0, t1 = self.date(start, "start_date"), self.date(end, "end_date")
+        t0 = self.date(start, self.source("start_date"))
+        t1 = self.date(end, self.source("end_date"))
         if t0 is not None and t1 is not None and t0 >= t1:
-            raise InvalidInput("end_date", f"must be after start_date ({start})")
+            raise InvalidInput(self.source("end_date"), f"must be after start_date ({start})")
         assets, weights = self.pick("assets"), self.pick("weights")
-        dataset = self.dataset if self.dataset is not None else p.get("dataset")
+        dataset = self.pick("dataset")
         table = self.prices if self.prices is not None else self.historical_data
         prices = None
         if table is not None:
@@ -1217,8 +1233,8 @@ class BacktestRequest(FinanceRequest):
         rebalance = self.rebalance_schedule()
         if prices is not None and isinstance(rebalance, str):  # undated rows: count days
             rebalance = TRADING_DAYS.get(rebalance, rebalance)
-        cost = self.cost_bps if self.cost_bps is not None else p.get("cost_bps", 10.0)
-        seed = self.seed if self.seed is not None else p.get("seed", 0)
+        cost = self.pick("cost_bps")
+        seed = self.pick("seed")
         return {
             "strategy": np.asarray(strategy, dtype=np.float64)
             if isinstance(strategy, list)
@@ -1232,9 +1248,9 @@ class BacktestRequest(FinanceRequest):
             "weights": weights,
             "rebalance": rebalance,
             "lookback": self.pick("lookback"),
-            "cost_bps": cost,
+            "cost_bps": 10.0 if cost is None else cost,
             "initial_capital": self.initial_capital,
-            "seed": int(seed),
+            "seed": 0 if seed is None else seed,
             "include_series": self.include_series,
         }
 
@@ -1250,6 +1266,21 @@ class BacktestRequest(FinanceRequest):
 
 
 _STRATEGY = TypeAdapter(Strategy)
+_PARAMETER_TYPES: dict[str, TypeAdapter] = {}
+
+
+def _parameter(name: str, value: Any) -> Any:
+    """``parameters[name]`` validated by the type and bounds of the top-level field ``name``;
+    a :class:`InvalidInput` naming ``parameters.<name>`` when it does not fit."""
+    adapter = _PARAMETER_TYPES.get(name)
+    if adapter is None:
+        f = BacktestRequest.model_fields[name]
+        kind = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+        adapter = _PARAMETER_TYPES[name] = TypeAdapter(kind)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInput(f"parameters.{name}", exc.errors()[0]["msg"]) from None
 
 
 class Trade(ApiResponse):

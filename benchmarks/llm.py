@@ -1,0 +1,277 @@
+"""LLM orchestration kernels: ours against scikit-learn and a plain Python baseline, one process.
+
+(a) overhead per request against calling the same local OpenAI-compatible server directly
+    (p50/p99 at 1, 16 and 64 concurrent requests) is NOT here yet: it needs the router and
+    the loopback server of the same session, and is left to the next session.
+(b) semantic clustering of 1,000 answers to one prompt (25 different answers, each phrased
+    with one of 8 templates; ground truth known): the same WordLlama embeddings (SIF weighting,
+    the prompt as context), then ours (:func:`prism_kernels.llm.consensus.cluster` on the cosine
+    similarity matrix: average linkage by rounds of reciprocal-nearest-neighbour merges on the
+    array backend) against ``sklearn.cluster.AgglomerativeClustering(metric="cosine",
+    linkage="average", distance_threshold=1 - t)`` (the same partition: ``extra`` holds the
+    adjusted Rand index between the two and against the truth), and against single linkage
+    (its ARI against the truth: it chains at this size). A row for the whole
+    :func:`~prism_kernels.llm.consensus.semantic` call (embedding included) and one on PyTorch
+    (CPU) follow.
+(c) cache lookups per second at 100,000 entries (real WordLlama embeddings of 100,000
+    generated prompts over 4 models): exact lookups (ours :meth:`ResponseCache.get` against a
+    plain ``dict``) and semantic lookups (ours: one matrix-vector product over the host matrix,
+    query embedding given; baseline: a ``dict`` of entries and a Python loop of ``np.dot`` over
+    every entry of the model, timed on a sample of queries), and batched semantic lookups
+    (:meth:`ResponseCache.get_many`, one matrix product per batch of 256); ``extra`` says
+    whether both found the same entries. Semantic lookup is memory-bound: each lookup reads
+    the scope's whole float32 matrix (25,000 x 256 here), so batching pays.
+
+``--quick`` shrinks the sizes (200 answers, 10,000 entries).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.metrics import adjusted_rand_score
+
+from benchmarks.harness import Case, timeit
+from prism_kernels import backend
+from prism_kernels.llm import consensus as C
+from prism_kernels.llm.cache import ResponseCache
+from prism_kernels.llm.embeddings import as_host, embed, similarity
+
+PROMPT = "Which city should host next year's engineering conference, and why?"
+CITIES = (
+    "Paris Lyon Berlin Munich Madrid Barcelona Lisbon Rome Milan Vienna Prague Warsaw Oslo "
+    "Stockholm Helsinki Copenhagen Dublin Edinburgh Amsterdam Brussels Zurich Geneva Athens "
+    "Budapest Krakow"
+).split()
+TEMPLATES = (
+    "{c} should host it.",
+    "I would pick {c}.",
+    "The best choice is {c}, thanks to its airport and venues.",
+    "{c}: good transport links and plenty of hotels.",
+    "My recommendation is {c}.",
+    "It should be {c}, because the venues there are excellent.",
+    "Host it in {c}.",
+    "{c} is the city I would choose for the conference.",
+)
+
+
+def _answers(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, len(CITIES), n)
+    tpl = rng.integers(0, len(TEMPLATES), n)
+    texts = [TEMPLATES[t].format(c=CITIES[c]) for c, t in zip(truth, tpl, strict=True)]
+    return texts, truth
+
+
+def _clustering(n: int, repeat: int) -> list[Case]:
+    texts, truth = _answers(n)
+    t = C.DEFAULT_THRESHOLD
+    E = embed(texts, weighting="sif", context=PROMPT)
+    ours = timeit(lambda: C.cluster(similarity(E), t), repeat=repeat)
+    lab = C.cluster(similarity(E), t)
+    X = E.astype(np.float64)
+
+    def sk(link):
+        return AgglomerativeClustering(
+            n_clusters=None, metric="cosine", linkage=link, distance_threshold=1 - t
+        ).fit_predict(X)
+
+    sk_avg = timeit(lambda: sk("average"), repeat=repeat)
+    sk_single = timeit(lambda: sk("single"), repeat=repeat)
+    la, ls = sk("average"), sk("single")
+    label = f"semantic clustering, {n} answers ({len(CITIES)} true answers)"
+    ari = float(adjusted_rand_score(truth, lab))
+    cases = [
+        Case(
+            "llm",
+            label,
+            ours,
+            "sklearn agglomerative average/cosine",
+            sk_avg,
+            note="same embeddings and linkage; ours includes the similarity matrix",
+            extra={
+                "ari_vs_sklearn": float(adjusted_rand_score(la, lab)),
+                "ari_truth_ours": ari,
+                "clusters": int(max(lab) + 1),
+            },
+        ),
+        Case(
+            "llm",
+            label,
+            ours,
+            "sklearn agglomerative single/cosine",
+            sk_single,
+            note="peer with single linkage (chains)",
+            extra={"ari_truth_peer": float(adjusted_rand_score(truth, ls)), "ari_truth_ours": ari},
+        ),
+    ]
+    whole = timeit(lambda: C.semantic(texts, prompt=PROMPT), repeat=repeat)
+    peer_whole = timeit(
+        lambda: sk("average") if embed(texts, weighting="sif", context=PROMPT) is not None else 0,
+        repeat=repeat,
+    )
+    r = C.semantic(texts, prompt=PROMPT)
+    cases.append(
+        Case(
+            "llm",
+            label + ", with embedding",
+            whole,
+            "embed + sklearn average",
+            peer_whole,
+            note="consensus incl. medoid and entropy",
+            extra={"agreement": r.agreement, "entropy_nats": r.entropy},
+        )
+    )
+    if "torch" in backend.available_backends():
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # like the BLAS limit: no oversubscription on a shared host
+        try:
+            xp = backend.namespace("torch")
+            Et = backend.asarray(E, backend="torch")
+            sync = lambda: backend.synchronize(Et)  # noqa: E731
+            tt = timeit(lambda: C.cluster(similarity(Et), t), repeat=repeat, sync=sync)
+            lt = C.cluster(similarity(Et), t)
+            dev = backend.describe("torch")["device"]
+            cases.append(
+                Case(
+                    "llm",
+                    label + f" (torch {dev})",
+                    tt,
+                    "sklearn agglomerative average/cosine",
+                    sk_avg,
+                    note=f"array-API path on {xp.__name__.split('.')[-1]}",
+                    extra={"ari_vs_numpy": float(adjusted_rand_score(lab, lt))},
+                )
+            )
+        finally:
+            torch.set_num_threads(threads)
+    return cases
+
+
+def _prompts(n: int) -> list[str]:
+    subjects = ["France", "Germany", "Japan", "Brazil", "Kenya", "Canada", "India", "Peru"]
+    asks = [
+        "What is the capital of {s}?",
+        "Summarise the history of {s} in {k} sentences.",
+        "Write a haiku about {s} number {k}.",
+        "List {k} famous dishes from {s}.",
+        "How many people live in {s} (variant {k})?",
+    ]
+    return [asks[i % 5].format(s=subjects[(i // 5) % 8], k=i // 40) for i in range(n)]
+
+
+def _cache(n: int, sample: int) -> list[Case]:
+    prompts = _prompts(n)
+    t0 = time.perf_counter()
+    E = as_host(embed([p.casefold() for p in prompts]))
+    embed_s = time.perf_counter() - t0
+    models = [f"model-{i % 4}" for i in range(n)]
+    cache = ResponseCache(max_entries=n, ttl_s=None)
+    plain: dict[tuple[str, str], dict] = {}
+    rows: dict[str, list[tuple[np.ndarray, str]]] = {}
+    for i, (m, p) in enumerate(zip(models, prompts, strict=True)):
+        value = {"text": f"answer {i}", "tokens": i % 300}
+        cache.put(m, p, value, embedding=E[i])
+        plain[(m, p)] = value
+        rows.setdefault(m, []).append((E[i], p))
+    rng = np.random.default_rng(1)
+    qi = rng.integers(0, n, 2000)
+
+    # exact lookups
+    def ours_exact():
+        for i in qi:
+            cache.get(models[i], prompts[i], semantic=False)
+
+    def dict_exact():
+        for i in qi:
+            plain.get((models[i], prompts[i]))
+
+    oe = timeit(ours_exact, repeat=3) / qi.size
+    de = timeit(dict_exact, repeat=3) / qi.size
+    # semantic lookups: queries are perturbed stored embeddings (paraphrase-like, cos ~ 0.97)
+    noise = rng.normal(size=(sample * 20, E.shape[1])).astype(np.float32) * 0.012
+    qs = E[qi[: sample * 20]] + noise
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+
+    def ours_sem(k):
+        for j in range(k):
+            cache.get(models[qi[j]], f"new question {j}", embedding=qs[j])
+
+    def loop_sem(j):
+        best, arg = -np.inf, None
+        for v, p in rows[models[qi[j]]]:
+            s = float(np.dot(v, qs[j]))
+            if s > best:
+                best, arg = s, p
+        return plain[(models[qi[j]], arg)] if best >= cache.threshold else None
+
+    os_ = timeit(lambda: ours_sem(sample * 20), repeat=3) / (sample * 20)
+    m0 = models[0]
+    own = rng.choice(np.arange(0, n, 4), size=256, replace=False)  # entries of model-0
+    qb = E[own] + rng.normal(size=(256, E.shape[1])).astype(np.float32) * 0.012
+    qb /= np.linalg.norm(qb, axis=1, keepdims=True)
+    batch = [f"batch question {j}" for j in range(256)]
+    ob = timeit(lambda: cache.get_many(m0, batch, embeddings=qb), repeat=3) / len(batch)
+    t0 = time.perf_counter()
+    ref = [loop_sem(j) for j in range(sample)]
+    ls = (time.perf_counter() - t0) / sample
+    got = [
+        (h.value if (h := cache.get(models[qi[j]], f"new question {j}", embedding=qs[j])) else None)
+        for j in range(sample)
+    ]
+    same = sum(a == b for a, b in zip(got, ref, strict=True))
+    st = cache.stats()
+    batched = cache.get_many(m0, batch, embeddings=qb)
+    single = [cache.get(m0, p, embedding=qb[j]) for j, p in enumerate(batch)]
+    same_b = sum(
+        (x.value if x else None) == (y.value if y else None)
+        for x, y in zip(batched, single, strict=True)
+    )
+    return [
+        Case(
+            "llm",
+            f"cache exact lookup, {n} entries",
+            oe,
+            "python dict",
+            de,
+            note="per lookup; ours adds hashing, TTL and LRU bookkeeping",
+            extra={"ours_per_s": 1 / oe, "peer_per_s": 1 / de},
+        ),
+        Case(
+            "llm",
+            f"cache semantic lookup, {n} entries",
+            os_,
+            "dict + numpy dot loop",
+            ls,
+            note=f"per lookup, query embedding given; loop timed on {sample} queries",
+            extra={
+                "ours_per_s": 1 / os_,
+                "peer_per_s": 1 / ls,
+                "same_hits": f"{same}/{sample}",
+                "bytes": st["bytes"],
+                "embed_all_s": embed_s,
+            },
+        ),
+        Case(
+            "llm",
+            f"cache semantic lookup, {n} entries, batches of {len(batch)}",
+            ob,
+            "dict + numpy dot loop",
+            ls,
+            note="per lookup, get_many: one matrix product per batch",
+            extra={"ours_per_s": 1 / ob, "same_as_get": f"{same_b}/{len(batch)}"},
+        ),
+    ]
+
+
+def run(quick: bool = False) -> list[Case]:
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(1):
+        cases = _clustering(200 if quick else 1000, repeat=3)
+        cases += _cache(10_000 if quick else 100_000, sample=3 if quick else 5)
+    return cases

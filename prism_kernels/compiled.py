@@ -177,12 +177,17 @@ def cache_is_warm() -> bool:
 
 def warm_child(modules: list[str]) -> None:
     """What the child process of :func:`warm_in_background` runs: import ``modules`` (which
-    register their warmers) and :func:`warm`, at a lower CPU priority, one such child at a
+    register their warmers) and :func:`warm`, at idle CPU priority, one such child at a
     time per user (a file lock: the next one then only loads what the first wrote)."""
+    # Idle priority: the compiler only gets CPU time nothing else wants, so a server's requests
+    # (and its /health) never wait behind it, even on two cores.
     try:
-        os.nice(10)
-    except (AttributeError, OSError):  # pragma: no cover - not POSIX
-        pass
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux: the lowest nice level
+        try:
+            os.nice(19)
+        except (AttributeError, OSError):
+            pass
     for name in modules:
         importlib.import_module(name)
     if fcntl is None:  # pragma: no cover - not POSIX

@@ -22,7 +22,8 @@ H0 of a sublevel filtration is the elder rule on the pixel graph whose edge ``(u
 enters at ``max(f(u), f(v))``, refined to a strict total order ``(value, index)``.
 :func:`_compiled_diagrams` (numba) does, per frame of a batch:
 
-1. one pass over the pixels (vectorised row by row): the masks of the neighbours below and
+1. one pass over the pixels (vectorised row by row, reading the frame through a window of
+   three padded rows: no padded copy of the frame is made): the masks of the neighbours below and
    above each pixel round its 8-ring, its steepest-descent neighbour (its parent until
    unions happen), the local minima and maxima, and the *events*: the extrema and the pixels
    whose lower neighbours fall into two or more groups not already joined round the ring (the
@@ -40,7 +41,11 @@ a frame of the lowest value, with the dual connectivity (8 <-> 4), negated and s
 
 Performance (``python -m benchmarks pixels_tda``, one thread, GUDHI with one job): the same
 diagrams point for point, H0+H1 of a 512 x 512 noise frame and of 32 frames of 128 x 128 in
-about 0.75x GUDHI's time, H0 alone in about 0.4x, a smooth 512 x 512 frame about as fast.
+about 0.8x GUDHI's time, H0 alone in 0.4-0.7x (2 shared cores). A smooth 512 x 512 frame
+(few events) costs mostly memory: the two parent arrays are the only per-pixel buffers (no
+padded copy of the frame; the pairs buffer grows with the events), about 0.85x GUDHI's time
+by the fastest of repeated calls, but about 1.1x in the benchmark, whose ``gc.collect()``
+before each call slows ours more than GUDHI.
 
 Algorithm (array formulation, without numba)
 --------------------------------------------
@@ -397,8 +402,9 @@ def _ring_masks(up, mid, dn, c8, lob, eqnb, eqxb):  # pragma: no cover - compile
 @njit
 def _append_events(lob, event, start, bits, ev, kb, ne):  # pragma: no cover - compiled
     """Append the row's events (pixel ``start + x`` where ``event[lob[x]]``) in raster order:
-    ``ev`` gets ``pixel << 8 | mask``, ``kb`` its sort key (the IEEE ``bits`` of its value
-    made monotone). Returns the new count."""
+    ``ev`` gets ``pixel << 8 | mask``, ``kb`` its sort key (the IEEE bits ``bits[x + 1]`` of
+    its value, the row padded by one on each side with -0.0 stored as +0.0, made
+    monotone). Returns the new count."""
     w = lob.size
     top = np.uint64(1) << np.uint64(63)
     count = 0
@@ -410,14 +416,14 @@ def _append_events(lob, event, start, bits, ev, kb, ne):  # pragma: no cover - c
         for x in range(w):
             if event[lob[x]]:
                 ev[ne] = ((start + x) << 8) | lob[x]  # cast to ev's dtype
-                u = bits[start + x]
+                u = bits[x + 1]
                 kb[ne] = (~u) if (u & top) else (u | top)
                 ne += 1
         return ne
     for x in range(w):  # many (noise): no branch, every slot written, the count moves on
         lo = lob[x]
         ev[ne] = ((start + x) << 8) | lo
-        u = bits[start + x]
+        u = bits[x + 1]
         kb[ne] = (~u) if (u & top) else (u | top)
         ne += event[lo]
     return ne
@@ -431,14 +437,16 @@ def _parents(par, start, offsets, masks):  # pragma: no cover - compiled
 
 
 @njit
-def _merges(par, ev, ne, dual, allow, off, arcs, reps, v, sign, out, npairs):
+def _merges(par, ev, ne, dual, allow, off, arcs, reps, f, w2, out, npairs):
     # pragma: no cover - compiled
     """Elder-rule unions through the sorted events ``ev[:ne]`` (backwards for the dual pass).
 
     An extremum becomes a root holding ``-(age + 1)`` (larger is older: ages follow the
     order of the pass); at a saddle the roots of its arcs merge into the oldest and each
     younger one dies there: ``(f at birth, f at death)`` appended to ``out`` (H1 pairs are
-    stored the other way round), zero-length pairs dropped."""
+    stored the other way round), zero-length pairs dropped. Pixels are numbered in the
+    frame padded by one (rows of ``w2``); ``f`` is the frame (H, W) itself (a dying root
+    and a saddle are never padding)."""
     roots = np.empty(4, np.int64)
     ages = np.empty(4, np.int64)
     for k in range(ne):
@@ -482,12 +490,11 @@ def _merges(par, ev, ne, dual, allow, off, arcs, reps, v, sign, out, npairs):
             nr -= 1
             for j in range(nr):
                 par[roots[j]] = old
-        vd = v[p]
-        fd = sign * vd
+        fd = f[p // w2 - 1, p % w2 - 1]
         for j in range(nr):
-            vb = v[roots[j]]
-            if vb != vd:  # zero-length pairs are dropped
-                fb = sign * vb
+            r = roots[j]
+            fb = f[r // w2 - 1, r % w2 - 1]
+            if fb != fd:  # zero-length pairs are dropped
                 if dual:
                     out[npairs, 0] = fd
                     out[npairs, 1] = fb
@@ -496,6 +503,16 @@ def _merges(par, ev, ne, dual, allow, off, arcs, reps, v, sign, out, npairs):
                     out[npairs, 1] = fd
                 npairs += 1
     return npairs
+
+
+@njit
+def _room(d, need):  # pragma: no cover - compiled
+    """``d`` (k, 2) itself when it has ``need`` rows, else a copy with at least twice as many."""
+    if need <= d.shape[0]:
+        return d
+    out = np.empty((max(need, 2 * d.shape[0]), 2))
+    out[: d.shape[0]] = d
+    return out
 
 
 @njit
@@ -530,15 +547,16 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
         e0 = arcs0[i] >= 2 or (i & allow0) == 0
         e1 = arcs1[hm] >= 2 or (hm & allow1) == 0
         event[i] = 1 if (want0 and e0) or (want1 and e1) else 0
-    v = np.empty(m)
-    zk = np.empty(m)
-    bits = zk.view(np.uint64)
+    # Three rows of sign * f padded by +inf (a ring buffer: padded row r in slot r % 3), -0.0
+    # stored as +0.0 for the sort keys; the rows above and below the frame are all +inf.
+    rows = np.empty((3, w2))
+    rbits = rows.view(np.uint64)
     par0 = np.empty(m, np.int32)
     par1 = np.empty(m, np.int32)
     kb = np.empty(n, np.uint64)
     kb2 = np.empty(n, np.uint64)
-    d0 = np.empty((nb * n if want0 else 0, 2))
-    d1 = np.empty((nb * n if want1 else 0, 2))
+    d0 = np.empty((0, 2))  # the pairs, grown as needed: a frame has fewer than its events
+    d1 = np.empty((0, 2))
     lob = np.empty(w, np.int32)
     eqnb = np.empty(w, np.int32)
     eqxb = np.empty(w, np.int32)
@@ -547,50 +565,49 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
     ess = np.empty(nb)
     n0 = 0
     n1 = 0
-    for y in range(h + 2):  # the padding (never rewritten): +inf, in the dual pass root 0's
+    for y in range(h + 2):  # the padding of the dual pass (never rewritten): root 0's
         step = 1 if y == 0 or y == h + 1 else w + 1  # whole first/last rows, else the ends
         for i in range(y * w2, (y + 1) * w2, step):
-            v[i] = np.inf
             par1[i] = 0
-            zk[i] = 0.0
     for b in range(nb):
         f = frames[b]
-        for y in range(h):
-            vy = v[(y + 1) * w2 + 1 : (y + 1) * w2 + 1 + w]
-            zy = zk[(y + 1) * w2 + 1 : (y + 1) * w2 + 1 + w]
-            fy = f[y]
-            for x in range(w):
-                t = sign * fy[x]
-                vy[x] = t
-                zy[x] = t + 0.0  # -0.0 as +0.0 for the sort keys
+        for r in range(3):
+            rows[r, 0] = np.inf
+            rows[r, w + 1] = np.inf
+        for x in range(1, w + 1):
+            rows[0, x] = np.inf
+            rows[1, x] = sign * f[0, x - 1] + 0.0
         ne = 0
         for y in range(1, h + 1):
             rb = y * w2 + 1
-            _ring_masks(
-                v[rb - w2 - 1 : rb - w2 + w + 1],
-                v[rb - 1 : rb + w + 1],
-                v[rb + w2 - 1 : rb + w2 + w + 1],
-                c8,
-                lob,
-                eqnb,
-                eqxb,
-            )
+            dn = rows[(y + 1) % 3]
+            if y < h:
+                fy = f[y]
+                for x in range(w):
+                    dn[x + 1] = sign * fy[x] + 0.0
+            else:
+                for x in range(w):
+                    dn[x + 1] = np.inf
+            _ring_masks(rows[(y - 1) % 3], rows[y % 3], dn, c8, lob, eqnb, eqxb)
             # steepest descent (itself at a minimum), and ascent for the dual: table look-ups
             if want0:
                 _parents(par0[rb : rb + w], rb, offl0, eqnb)
             if want1:
                 _parents(par1[rb : rb + w], rb, offl1, eqxb)
-            ne = _append_events(lob, event, rb, bits, ev, kb, ne)
+            ne = _append_events(lob, event, rb, rbits[y % 3], ev, kb, ne)
         radix_sort_keys(kb[:ne], ev[:ne], kb2, pb2)
         if want0:
-            ess[b] = sign * v[ev[0] >> 8]  # the oldest minimum: the essential class
+            p = ev[0] >> 8  # the oldest minimum: the essential class
+            ess[b] = f[p // w2 - 1, p % w2 - 1]
             k0 = n0
-            n0 = _merges(par0, ev, ne, False, allow0, off, arcs0, reps0, v, sign, d0, n0)
+            d0 = _room(d0, n0 + ne)
+            n0 = _merges(par0, ev, ne, False, allow0, off, arcs0, reps0, f, w2, d0, n0)
             cnt0[b] = n0 - k0
         if want1:
             par1[0] = -1  # the padding: older than everything
             k1 = n1
-            n1 = _merges(par1, ev, ne, True, allow1, off, arcs1, reps1, v, sign, d1, n1)
+            d1 = _room(d1, n1 + ne)
+            n1 = _merges(par1, ev, ne, True, allow1, off, arcs1, reps1, f, w2, d1, n1)
             cnt1[b] = n1 - k1
     return d0[:n0], cnt0, d1[:n1], cnt1, ess
 

@@ -295,6 +295,22 @@ def test_one_pass_batch_equals_frame_by_frame_and_gudhi(rng):
     assert none1 == [] and all(np.array_equal(a, b) for a, b in zip(only0, h0, strict=True))
 
 
+@pytest.mark.parametrize("height", [1, 2, 3, 5])
+def test_batches_of_short_frames_equal_gudhi(rng, height):
+    """Frames one to a few rows high (the three-row window wraps round), many per batch (the
+    pairs buffer grows from frame to frame), every filtration and connectivity."""
+    stack = np.concatenate(
+        [rng.integers(0, 4, (6, height, 9)).astype(float), rng.random((6, height, 9))]
+    )
+    for connectivity in (8, 4):
+        for filtration in ("sublevel", "superlevel"):
+            h0, h1 = T.diagrams(stack, connectivity, filtration)
+            for b in range(len(stack)):
+                g0, g1 = T.gudhi_diagrams(stack[b], filtration, connectivity)
+                np.testing.assert_array_equal(_rows(h0[b]), _rows(g0))
+                np.testing.assert_array_equal(_rows(h1[b]), _rows(g1))
+
+
 def test_tda_summary_same_list_from_either_code(rng):
     img = rng.integers(0, 20, (40, 40)).astype(float)  # many equal lifetimes
     for filtration in ("superlevel", "sublevel"):

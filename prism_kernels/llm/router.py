@@ -486,9 +486,13 @@ class LlmRouter:
         st = self._state[mc.endpoint]
         st.requests += 1
         st.failures += 1
-        st.consecutive_failures += 1
         st.last_error = err.message
         self._stats.setdefault(mc.name, _ModelStats()).failures += 1
+        if not err.retryable:
+            # The request's fault (a 4xx such as an unknown model or an unrecorded replay),
+            # not the endpoint's: it does not count towards cooling the endpoint down.
+            return
+        st.consecutive_failures += 1
         now = self.clock()
         until = st.cooldown_until
         if st.consecutive_failures >= self.settings.cooldown_after:

@@ -136,3 +136,16 @@ def test_bad_replay_files(tmp_path):
     one.write_text(good + "\n")
     (record,) = load_records(one)
     assert record["key"] == request_key("m", [], {})  # a hand-written record gets its key
+
+
+def test_unrecorded_requests_never_cool_the_replay_endpoint_down(tmp_path):
+    """A replay miss is the request's fault (a 404), not the endpoint's: after more misses than
+    the cooldown threshold, a recorded request is still answered."""
+    path = tmp_path / "r.jsonl"
+    msgs = messages_from("hi", None, None)
+    Recorder(path).record("demo", msgs, {}, "hello", Usage(1, 1))
+    with LlmRouter(load_config({"PRISM_LLM_REPLAY": str(path)})) as router:
+        for i in range(5):
+            with pytest.raises(AllModelsFailed):
+                router.complete_sync(f"unrecorded {i}", "demo")
+        assert router.complete_sync("hi", "demo").text == "hello"

@@ -36,11 +36,24 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """One real server (dashboards + API) on a loopback port for the whole session."""
+def llm_provider():
+    """A loopback OpenAI-compatible provider (the real wire protocol) for the session server."""
+    from tests.llm.loopback import LoopbackServer
+
+    with LoopbackServer(api_key=None) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, llm_provider):
+    """One real server (dashboards + API) on a loopback port for the whole session; its LLM
+    provider is the loopback one."""
     from tests.serverutil import PrismServer
 
-    srv = PrismServer(data_dir=tmp_path_factory.mktemp("prism-data"))
+    srv = PrismServer(
+        data_dir=tmp_path_factory.mktemp("prism-data"),
+        extra_env={"OPENAI_BASE_URL": llm_provider.openai_url},
+    )
     srv.start()
     yield srv
     srv.stop()

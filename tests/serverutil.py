@@ -33,6 +33,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Environment variables that configure LLM providers (never inherited by test servers).
+LLM_ENV = frozenset(
+    {
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GEMINI_API_KEY",
+        "GEMINI_BASE_URL",
+        "PRISM_LLM_CONFIG",
+        "PRISM_LLM_REPLAY",
+        "PRISM_LLM_BUDGET_USD",
+    }
+)
+
+
 @dataclass
 class PrismServer:
     """A ``prism serve`` subprocess. Use as a context manager or call start()/stop()."""
@@ -62,8 +78,11 @@ class PrismServer:
 
     def start(self, timeout: float = 90.0) -> PrismServer:
         self.port = free_port()
+        # No provider a developer configured reaches a test server: LLM settings come only
+        # from extra_env (the tests' loopback providers).
+        inherited = {k: v for k, v in os.environ.items() if k not in LLM_ENV}
         env = {
-            **os.environ,
+            **inherited,
             "PRISM_API_KEYS": API_KEYS_ENV,
             "PRISM_RATE_LIMIT": str(self.rate_limit),
             "PYTHONUNBUFFERED": "1",

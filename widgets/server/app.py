@@ -222,17 +222,21 @@ class ServerApp:
         """The caller's role (``admin`` with auth off); raises 401 or 429 as :class:`ApiError`."""
         return self.identify(handler, allow_query_key)[0]
 
-    def check_access(self, handler: web.RequestHandler, route: Route) -> str | None:
+    def check_access(
+        self, handler: web.RequestHandler, route: Route
+    ) -> tuple[str | None, str | None]:
+        """``(role, identity)`` of an authorised caller (``(None, None)`` on an open route);
+        the identity is a hash of the key, never the key. Raises 401, 403 or 429."""
         if not route.auth:
-            return None
+            return None, None
         try:
-            role = self.authenticate_request(handler)
+            role, identity = self.identify(handler)
             authorize(role, handler.request.method, route.role)
         except ApiError as err:
             if err.status in (401, 403, 429):
                 self.metrics.auth_refusals.labels(str(err.status)).inc()
             raise
-        return role
+        return role, identity
 
     async def execute(self, route: Route, req: Any, chunks: list[bytes] | None = None) -> Any:
         """Run a handler in the executor (or inline when it is trivial and has no body), with

@@ -7,11 +7,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from prism_kernels.errors import InvalidInput, NotFound, Unavailable, Unsolvable
+from prism_kernels.llm.usage import BudgetExceeded
 from prism_kernels.store import ReadOnly
 
 STATUS_KIND = {
     400: "ValidationError",
     401: "Unauthorized",
+    402: "BudgetExceeded",
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
@@ -85,6 +87,16 @@ def from_exception(exc: BaseException) -> ApiError:
         )
     if isinstance(exc, NotFound):
         return ApiError(404, str(exc), details={"kind": exc.kind, "id": str(exc.id)})
+    if isinstance(exc, BudgetExceeded):
+        return ApiError(
+            402,
+            f"{exc}; raise PRISM_LLM_BUDGET_USD or use another key",
+            details={
+                "key_id": exc.key_id,
+                "spent_usd": exc.spent_usd,
+                "budget_usd": exc.budget_usd,
+            },
+        )
     if isinstance(exc, ReadOnly):
         return ApiError(403, str(exc))
     if isinstance(exc, Unavailable):

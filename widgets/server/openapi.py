@@ -16,6 +16,8 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     "400": "Invalid input or malformed JSON (the offending field is named in details.field)",
     "401": "Missing, malformed or unknown API key",
+    "402": "A spending budget is spent (PRISM_LLM_BUDGET_USD): details give the key id, what "
+    "was spent and the budget",
     "403": "The key's role may not call this route",
     "404": "Unknown route or id",
     "405": "Method not allowed on this path",
@@ -118,6 +120,8 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
             },
         }
         wanted = ["400", "404", "405", "413", "422", "429", "500", "503", "504"]
+        # statuses only some routes answer, declared by their handler (``fn.extra_statuses``)
+        wanted += [str(c) for c in getattr(r.handler, "extra_statuses", ())]
         if r.auth:
             wanted += ["401", "403"]
         for code in sorted(wanted):

@@ -53,7 +53,8 @@ class Request:
     """What a handler receives.
 
     ``body`` is the validated request model (or ``None`` for GET), ``query`` the validated
-    query model (or ``None``), ``path`` the path parameters as strings, ``role`` the caller's role.
+    query model (or ``None``), ``path`` the path parameters as strings, ``role`` the caller's role,
+    ``identity`` a hash of the caller's key (``None`` on open routes).
     """
 
     body: Any
@@ -62,6 +63,7 @@ class Request:
     role: str | None
     runtime: Any
     request_id: str
+    identity: str | None = None  # a hash of the caller's key (usage, budgets), never the key
 
     def service(self, cls: type) -> Any:
         """The runtime's instance of a service class (see :mod:`prism_kernels.runtime`)."""
@@ -492,7 +494,7 @@ class ApiHandler(JsonResponder):
                     f"request body larger than {self.app.settings.max_body_mb:g} MB (PRISM_MAX_BODY_MB)",
                     details={"max_bytes": self.app.settings.max_body_bytes},
                 )
-            role = self.app.check_access(self, route)
+            role, identity = self.app.check_access(self, route)
             req = Request(
                 body=None,
                 query=self._parse_query(route) if route.query is not None else None,
@@ -500,6 +502,7 @@ class ApiHandler(JsonResponder):
                 role=role,
                 runtime=self.app.runtime,
                 request_id=self.request_id,
+                identity=identity,
             )
             if route.offload or route.request is not None:
                 chunks, self._chunks = self._chunks, []  # joined in the executor, not here

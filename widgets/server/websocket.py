@@ -14,20 +14,36 @@ a message nested deeper than ``MAX_DEPTH`` or otherwise unreadable gets an ``Err
 that quotes at most a short prefix of it (the socket stays open); one key (without auth: one
 address) holds at most ``PRISM_WS_PER_KEY`` sockets (429 on the handshake beyond). Browsers
 may connect from this server's own origin or from ``PRISM_CORS_ORIGINS``.
+
+LLM streaming: ``{"type": "LlmStream", "request_id": "r1", "prompt": "...", "model"?,
+"system_prompt"?, "temperature"?, "max_tokens"?, "fallbacks"?, "cache"?}`` (a user or admin
+key) is answered by ``LlmChunk`` frames ``{request_id, delta, index, model}`` in order, an
+``LlmFallback`` frame when another model takes over (``discard_chars``: how much of the text
+already sent to drop), then ``LlmDone`` ``{request_id, text, model_used, tokens_used, cost_usd,
+latency_ms, cached, fallback_used}``, or an ``Error`` frame carrying the ``request_id`` (and
+the HTTP status and field the REST route would give). The answer is produced by
+:meth:`prism_kernels.llm.service.LlmService.stream` in a thread of its own pool, never on the
+event loop, so the socket's other subscriptions keep flowing; a socket holds at most
+``MAX_LLM_STREAMS`` streams at once and closing it stops them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from prism_kernels.events import Event, event_types
-from widgets.server.errors import ApiError
+from prism_kernels.llm.service import LlmService
+from widgets.server.auth import authorize
+from widgets.server.errors import ApiError, from_exception
 from widgets.server.jsonbody import parse_json
 from widgets.server.routing import dumps
 from widgets.server.security import clip
@@ -37,6 +53,19 @@ log = logging.getLogger("prism.server")
 MAX_PENDING = 1000
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_DEPTH = 16
+MAX_LLM_STREAMS = 4  # concurrent LlmStream requests per socket
+LLM_STREAM_THREADS = 16  # threads producing LLM streams, for all sockets
+MAX_REQUEST_ID = 128
+# LlmStream fields handed to LlmService.stream, with the JSON types each accepts.
+LLM_STREAM_FIELDS: dict[str, tuple[type, ...]] = {
+    "prompt": (str,),
+    "model": (str,),
+    "system_prompt": (str,),
+    "temperature": (int, float),
+    "max_tokens": (int,),
+    "fallbacks": (list,),
+    "cache": (bool,),
+}
 
 
 class Hub:
@@ -48,6 +77,18 @@ class Hub:
         self.per_key: Counter[str] = Counter()  # identity (key hash or address) -> open sockets
         self.loop: IOLoop | None = None
         self.token: int | None = None
+        self._llm_pool: ThreadPoolExecutor | None = None
+        self._llm_lock = threading.Lock()
+
+    @property
+    def llm_pool(self) -> ThreadPoolExecutor:
+        """Threads that run LLM streams (made on first use: most servers never stream)."""
+        with self._llm_lock:
+            if self._llm_pool is None:
+                self._llm_pool = ThreadPoolExecutor(
+                    LLM_STREAM_THREADS, thread_name_prefix="prism-llm-stream"
+                )
+            return self._llm_pool
 
     def add(self, client: EventSocket) -> None:
         if client not in self.clients:
@@ -72,6 +113,10 @@ class Hub:
         if self.token is not None:
             self.app.runtime.bus.unsubscribe(self.token)
             self.token = None
+        with self._llm_lock:
+            pool, self._llm_pool = self._llm_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _on_event(self, event: Event) -> None:
         # Called from any thread (executor threads publish); hop to the loop.
@@ -94,6 +139,7 @@ class EventSocket(websocket.WebSocketHandler):
         self.pending = 0
         self.role: str | None = None
         self.identity: str | None = None
+        self.llm_streams: dict[str, threading.Event] = {}  # request_id -> stop flag
 
     @property
     def max_message_size(self) -> int:
@@ -128,6 +174,8 @@ class EventSocket(websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self.app.hub.discard(self)
+        for stop in list(self.llm_streams.values()):
+            stop.set()
 
     def on_finish(self) -> None:
         self.app.record_request(self, self.route_name)
@@ -192,7 +240,7 @@ class EventSocket(websocket.WebSocketHandler):
             return
         kind = msg["type"]
         self.app.metrics.ws_messages.labels(
-            "in", kind if kind in ("Ping", "Subscribe", "Unsubscribe") else "other"
+            "in", kind if kind in ("Ping", "Subscribe", "Unsubscribe", "LlmStream") else "other"
         ).inc()
         if kind == "Ping":
             self.reply({"type": "Pong", "timestamp": int(time.time())})
@@ -218,9 +266,12 @@ class EventSocket(websocket.WebSocketHandler):
                         "subscriptions": sorted(self.subscriptions),
                     }
                 )
+        elif kind == "LlmStream":
+            self._llm_stream(msg)
         else:
             self.error(
-                f"unknown message type {clip(kind, 64)!r}; send Ping, Subscribe or Unsubscribe",
+                f"unknown message type {clip(kind, 64)!r}; send Ping, Subscribe, Unsubscribe "
+                "or LlmStream",
                 type=kind,
             )
 
@@ -242,3 +293,133 @@ class EventSocket(websocket.WebSocketHandler):
             )
             return None
         return set(names)
+
+    # ------------------------------------------------------------------ LLM streams
+
+    def _llm_error(self, request_id: str, err: ApiError) -> None:
+        """An ``Error`` frame naming the LLM request (status and details as REST gives them)."""
+        details = {k: clip(v, 300) if isinstance(v, str) else v for k, v in err.details.items()}
+        self.reply(
+            {
+                "type": "Error",
+                "error": err.error,
+                "status": err.status,
+                "message": clip(err.message, 500),
+                "request_id": request_id,
+                "details": details,
+                "timestamp": int(time.time()),
+            }
+        )
+
+    def _llm_stream(self, msg: dict[str, Any]) -> None:
+        """Validate an ``LlmStream`` request and start it in the LLM stream pool."""
+        rid = msg.get("request_id")
+        if not isinstance(rid, str) or not rid.strip() or len(rid) > MAX_REQUEST_ID:
+            self.error(
+                f"LlmStream needs a request_id: a non-empty string of at most "
+                f"{MAX_REQUEST_ID} characters",
+                type="LlmStream",
+                field="request_id",
+            )
+            return
+        try:
+            authorize(self.role or "readonly", "POST", "user")
+            if rid in self.llm_streams:
+                raise ApiError(
+                    400,
+                    "request_id: a stream with this request_id is still running",
+                    details={"field": "request_id"},
+                )
+            if len(self.llm_streams) >= MAX_LLM_STREAMS:
+                raise ApiError(
+                    429,
+                    f"this socket already runs {MAX_LLM_STREAMS} LLM streams; wait for one to end",
+                    error="TooManyRequests",
+                )
+            kwargs: dict[str, Any] = {}
+            for name, types in LLM_STREAM_FIELDS.items():
+                value = msg.get(name)
+                if value is None:
+                    continue
+                if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                    raise ApiError(
+                        400,
+                        f"{name}: must be {' or '.join(t.__name__ for t in types)}",
+                        details={"field": name},
+                    )
+                if name == "fallbacks" and not all(isinstance(v, str) for v in value):
+                    raise ApiError(
+                        400, "fallbacks: must be a list of model names", details={"field": name}
+                    )
+                kwargs[name] = value
+            if "prompt" not in kwargs:
+                raise ApiError(400, "prompt: field required", details={"field": "prompt"})
+        except ApiError as err:
+            self._llm_error(rid, err)
+            return
+        stop = threading.Event()
+        self.llm_streams[rid] = stop
+        loop = IOLoop.current()
+        self.app.hub.llm_pool.submit(self._llm_produce, rid, kwargs, stop, loop)
+
+    def _llm_produce(
+        self, rid: str, kwargs: dict[str, Any], stop: threading.Event, loop: IOLoop
+    ) -> None:
+        """In a pool thread: run the service's stream and hand each item to the loop."""
+        items: Iterator[dict[str, Any]] | None = None
+        try:
+            service = self.app.runtime.service(LlmService)
+            items = service.stream(**kwargs, key=self.identity)
+            index = 0
+            for item in items:
+                if stop.is_set():  # the socket closed: stop reading (closes the provider call)
+                    break
+                loop.add_callback(self._llm_send, rid, item, index)
+                if item.get("type") == "chunk":
+                    index += 1
+        except Exception as exc:  # every failure is answered on the socket, naming the request
+            err = from_exception(exc)
+            if err.status >= 500 and err.status != 503 and err.status != 504:
+                log.error("LLM stream %s failed", clip(rid, 64), exc_info=exc)
+            loop.add_callback(self._llm_error, rid, err)
+        finally:
+            close = getattr(items, "close", None)
+            if callable(close):
+                close()
+            loop.add_callback(self.llm_streams.pop, rid, None)
+
+    def _llm_send(self, rid: str, item: dict[str, Any], index: int) -> None:
+        """On the loop: one stream item as an ``LlmChunk``, ``LlmFallback`` or ``LlmDone``."""
+        kind = item.get("type")
+        if kind == "chunk":
+            frame = {
+                "type": "LlmChunk",
+                "request_id": rid,
+                "delta": item.get("delta", ""),
+                "index": index,
+                "model": item.get("model"),
+            }
+        elif kind == "fallback":
+            frame = {
+                **{k: v for k, v in item.items() if k != "type"},
+                "type": "LlmFallback",
+                "request_id": rid,
+            }
+        else:
+            frame = {
+                "type": "LlmDone",
+                "request_id": rid,
+                **{
+                    k: item.get(k)
+                    for k in (
+                        "text",
+                        "model_used",
+                        "tokens_used",
+                        "cost_usd",
+                        "latency_ms",
+                        "cached",
+                        "fallback_used",
+                    )
+                },
+            }
+        self.reply(frame)

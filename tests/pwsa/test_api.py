@@ -735,3 +735,27 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_scan(tmp_path):
         srv.stop()
     print(f"kill -9 runs (acknowledged, lost): {report}")
     assert [lost for _, lost in report] == [0, 0, 0], report
+
+
+def test_predict_from_extreme_history_writes_null_not_a_schema_violation(api):
+    """Found by the schema fuzzer: a history near float range pushes the filter's covariance to
+    NaN; the answer carries null there (as its schema says) and an absurd step is a 400."""
+    body = {
+        "prediction_horizon": 1.192092896e-07,
+        "model": "constant_velocity",
+        "history": [
+            {
+                "position": [-1.9e-93, -3.19e16, -1.70e16],
+                "timestamp": -4.6697682722965904e272,
+                "velocity": [5.3e16, 1.2e-38, 0.0],
+            },
+            {"timestamp": -3.6e16, "position": [-1.7976931348623157e308, -6.2e16, -4.8e16]},
+        ],
+        "dt": 0.5,
+    }
+    r = api.post("/api/v1/pwsa/predict", json=body)
+    assert r.status_code == 200, r.text
+    cov = r.json()["data"]["state"]["covariance"]
+    assert all(v is None or isinstance(v, float) for row in cov for v in row)
+    r = api.post("/api/v1/pwsa/predict", json={**body, "dt": 4.2e16})
+    assert r.status_code == 400 and r.json()["details"]["field"] == "dt"

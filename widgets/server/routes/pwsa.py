@@ -573,7 +573,7 @@ class PredictRequest(ApiModel):
         description="ballistic (aliases kalman_filter, kalman, gravity) or constant_velocity "
         "(cv, linear)",
     ) = "ballistic"
-    dt: float = Field(1.0, gt=0, description="Output step (s)")
+    dt: float = Field(1.0, gt=0, le=86_400, description="Output step (s)")
     measurement_sigma: float | None = Field(
         None, gt=0, description="History noise (m); else from residuals"
     )
@@ -601,21 +601,25 @@ class PredictRequest(ApiModel):
         }
 
 
+# Non-finite values (a filter pushed past float range by extreme input) are written as null.
+Num = float | None
+
+
 class PredictedPoint(ApiResponse):
     timestamp: float = Field(description="s")
-    position: list[float] = Field(description="ENU (m)")
-    std: list[float] = Field(description="Per-axis standard deviation (m)")
+    position: list[Num] = Field(description="ENU (m)")
+    std: list[Num] = Field(description="Per-axis standard deviation (m)")
 
 
 class PredictedUncertainty(ApiResponse):
-    std: list[float] = Field(description="m")
-    covariance: list[list[float]] = Field(description="m^2")
+    std: list[Num] = Field(description="m")
+    covariance: list[list[Num]] = Field(description="m^2")
 
 
 class FittedState(ApiResponse):
-    position: list[float] = Field(description="ENU (m) at the epoch")
-    velocity: list[float] = Field(description="ENU (m/s) at the epoch")
-    covariance: list[list[float]]
+    position: list[Num] = Field(description="ENU (m) at the epoch")
+    velocity: list[Num] = Field(description="ENU (m/s) at the epoch")
+    covariance: list[list[Num]] = Field(description="6x6 position/velocity covariance")
 
 
 class ImpactEllipse(ApiResponse):

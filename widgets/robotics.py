@@ -29,6 +29,7 @@ import param
 from prism_kernels.robotics import kinematics as rob_kin
 from prism_kernels.robotics import models as rob_models
 from prism_kernels.robotics.service import PLANNERS, RoboticsService
+from prism_kernels.robotics.timing import limit_usage
 from widgets.base import DomainViewer, Result, rerange
 
 #: Scenes a mobile robot plans through: boxes ``(centre, full size)`` in metres.
@@ -426,8 +427,7 @@ class RoboticsViewer(DomainViewer):
             ("accelerations", "max_acceleration", "dashed"),
             ("jerks", "max_jerk", "dotted"),
         ):
-            x = np.asarray(plan[key]) / np.asarray(lim[what])
-            peak = np.abs(x).max(axis=1)
+            peak = limit_usage(plan[key], lim[what])
             layers.append(
                 hv.Curve(
                     (t, peak),

@@ -273,7 +273,7 @@ class ResponseCache:
                 raise InvalidInput("embeddings", "contains NaN or inf")
         scope = scope_of(model, params)
         out: list[CacheHit | None] = [None] * len(prompts)
-        todo: list[int] = []
+        unanswered: list[int] = []
         with self._lock:
             now = self.clock()
             for i, p in enumerate(prompts):
@@ -285,18 +285,20 @@ class ResponseCache:
                 if e is not None:
                     out[i] = self._hit(e, "exact", 1.0, now)
                 else:
-                    todo.append(i)
+                    unanswered.append(i)
             block = self._blocks.get(scope)
-            if semantic and todo and block is not None:
+            if semantic and unanswered and block is not None:
                 if embeddings is None:
-                    Q = np.asarray(self.embed_fn([prompts[i] for i in todo]), dtype=np.float32)
+                    Q = np.asarray(
+                        self.embed_fn([prompts[i] for i in unanswered]), dtype=np.float32
+                    )
                 else:
-                    Q = embeddings[todo]
+                    Q = embeddings[unanswered]
                 if Q.shape[1] != block.matrix.shape[1]:
                     raise InvalidInput("embeddings", f"expected width {block.matrix.shape[1]}")
                 sims = block.matrix @ Q.T  # (capacity, m)
                 best = np.argmax(sims, axis=0)
-                for k, i in enumerate(todo):
+                for k, i in enumerate(unanswered):
                     j = int(best[k])
                     val = float(sims[j, k])
                     if not val >= self.threshold:
@@ -311,7 +313,7 @@ class ResponseCache:
                     # one-query path drops it and looks again
                     out[i] = self.get(model, prompts[i], params, embedding=Q[k])
             else:
-                self.misses += len(todo)
+                self.misses += len(unanswered)
         return out
 
     def put(

@@ -505,6 +505,16 @@ class LlmRouter:
                 "LLM endpoint %s cools down for %.1f s after: %s", mc.endpoint, until - now, err
             )
 
+    def _retry_same(self, mc: Any, err: ProviderError, attempt: int) -> bool:
+        """Whether to try the same model again after ``err`` (else the next fallback): the error
+        is transient, retries are left, the provider's Retry-After is within the backoff cap,
+        and the endpoint is not cooling down for longer than that."""
+        if not err.retryable or attempt == self.settings.max_retries:
+            return False
+        if err.retry_after is not None and err.retry_after > self.settings.backoff_max_s:
+            return False
+        return self._cooling(mc.endpoint) <= (err.retry_after or 0.0)
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
         wait = self._rng.uniform(0.0, cap)
@@ -586,14 +596,7 @@ class LlmRouter:
                 except ProviderError as err:
                     self._attempt_failed(call, mc, err, ta)
                     reason = err.message
-                    if not err.retryable or attempt == self.settings.max_retries:
-                        break
-                    if (
-                        err.retry_after is not None
-                        and err.retry_after > self.settings.backoff_max_s
-                    ):
-                        break
-                    if self._cooling(mc.endpoint) > (err.retry_after or 0.0):
+                    if not self._retry_same(mc, err, attempt):
                         break
                     await asyncio.sleep(self._backoff(attempt + 1, err.retry_after))
                     continue
@@ -691,14 +694,7 @@ class LlmRouter:
                     if sent:  # text already went out: the next model takes over
                         mid = True
                         break
-                    if not err.retryable or attempt == self.settings.max_retries:
-                        break
-                    if (
-                        err.retry_after is not None
-                        and err.retry_after > self.settings.backoff_max_s
-                    ):
-                        break
-                    if self._cooling(mc.endpoint) > (err.retry_after or 0.0):
+                    if not self._retry_same(mc, err, attempt):
                         break
                     await asyncio.sleep(self._backoff(attempt + 1, err.retry_after))
                     continue

@@ -635,7 +635,7 @@ class LlmService(DomainService):
         kid = key_id(key)
         out: list[dict[str, Any] | None] = [None] * len(plans)
         with self.timed("batch"):
-            todo = []
+            unanswered = []
             for i, (r, mc) in enumerate(plans):
                 use_cache = r.get("cache", True) is not False
                 params = self._scope_params(
@@ -646,16 +646,18 @@ class LlmService(DomainService):
                 if hit is not None:
                     out[i] = {**hit, "id": uuid.uuid4().hex, "key_id": kid}
                 else:
-                    todo.append((i, r, mc, params, emb, use_cache))
-            if todo:
+                    unanswered.append((i, r, mc, params, emb, use_cache))
+            if unanswered:
                 self.ledger.check(kid)
                 calls = [
                     {k: v for k, v in r.items() if k != "cache" and v is not None}
                     | {"model": mc.name}
-                    for _, r, mc, _, _, _ in todo
+                    for _, r, mc, _, _, _ in unanswered
                 ]
                 results = self.router.batch_sync(calls, concurrency)
-                for (i, r, mc, params, emb, use_cache), res in zip(todo, results, strict=True):
+                for (i, r, mc, params, emb, use_cache), res in zip(
+                    unanswered, results, strict=True
+                ):
                     if isinstance(res, PrismError):
                         out[i] = {
                             "error": {

@@ -513,3 +513,25 @@ def minimum_time(paths: Any, max_velocity: Any, max_acceleration: Any, max_jerk:
     ]
     _, _, prof = _segment_profiles(paths, *limits)
     return xp.sum(prof.duration, axis=-1)
+
+
+def limit_usage(values: Any, limits: Any) -> np.ndarray:
+    """Worst-axis share of a limit at each sample: ``max_j |values[:, j]| / limits[j]``.
+
+    Parameters
+    ----------
+    values : array (N, dof)
+        Velocities, accelerations or jerks of a trajectory's samples.
+    limits : array (dof,) or scalar
+        The matching limits (> 0).
+
+    Returns
+    -------
+    ndarray (N,)
+        1.0 means the busiest axis is exactly at its limit.
+    """
+    v = np.asarray(to_numpy(values), dtype=np.float64)
+    lim = np.broadcast_to(np.asarray(to_numpy(limits), dtype=np.float64), v.shape[-1:])
+    if v.ndim != 2 or np.any(lim <= 0):
+        raise InvalidInput("limits", "expected values (N, dof) and limits > 0")
+    return np.max(np.abs(v) / lim, axis=1)

@@ -736,16 +736,16 @@ def choose_differences(
     for Dv in np.unique(D):
         rows = np.nonzero(D == Dv)[0]
         x = difference(xp.take(y, xp.asarray(rows, device=device_of(y)), axis=0), 0, int(Dv), s)
-        todo = np.ones(rows.shape[0], dtype=bool)
+        pending = np.ones(rows.shape[0], dtype=bool)
         for _ in range(max_d):
             if x.shape[1] < 4:
                 break
             const = to_numpy(xp.max(x, axis=1) - xp.min(x, axis=1)) <= 0
             stat = to_numpy(kpss_statistic(x))
-            step = todo & ~const & (stat > KPSS_CRIT_5PCT)
+            step = pending & ~const & (stat > KPSS_CRIT_5PCT)
             d[rows[step]] += 1
-            todo = step
-            if not todo.any():
+            pending = step
+            if not pending.any():
                 break
             x = x[:, 1:] - x[:, :-1]
     return d, D

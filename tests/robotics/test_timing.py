@@ -17,6 +17,7 @@ from prism_kernels.errors import InvalidInput
 from prism_kernels.robotics.timing import (
     MAX_SAMPLES,
     Trajectory,
+    limit_usage,
     minimum_time,
     s_curve,
     time_parameterize,
@@ -384,3 +385,10 @@ def test_invalid_input_names_field(kwargs, field):
 def test_sample_count_guard_is_stated():
     traj = time_parameterize([[0.0], [1.0]], 1.0, 1.0, 1.0, rate_hz=1000)
     assert len(traj.times) < MAX_SAMPLES
+
+
+def test_limit_usage_is_the_worst_axis_share():
+    v = np.array([[1.0, -3.0], [0.5, 0.5]])
+    np.testing.assert_allclose(limit_usage(v, [2.0, 4.0]), [0.75, 0.25])
+    with pytest.raises(InvalidInput):
+        limit_usage(v, [0.0, 1.0])

@@ -66,6 +66,15 @@ class Settings:
       start when unset, so a restart logs browsers out); ``login_link``
       [``PRISM_LOGIN_LINK=0`` turns it off]: print a one-time admin sign-in link for the
       dashboards at start-up (turn it off where logs are shipped elsewhere).
+
+    Scale-out:
+
+    - ``processes`` [``PRISM_WORKERS``, ``--workers``]: server processes sharing one port;
+      ``workers`` is the compute threads of each;
+    - ``store_url`` [``PRISM_STORE_URL``]: ``sqlite:///path`` or ``postgresql://...``; unset,
+      the SQLite file under ``data_dir`` (in memory without one);
+    - ``redis_url`` [``PRISM_REDIS_URL``]: Redis shared by every process for rate limits,
+      events, the LLM cache and fleet-wide metrics; unset, all of it stays in the process.
     """
 
     address: str = "127.0.0.1"
@@ -78,7 +87,10 @@ class Settings:
     max_body_mb: float = 16.0
     data_dir: Path | None = None
     backend: str = "numpy"
-    workers: int = max(2, min(8, os.cpu_count() or 2))
+    workers: int = max(2, min(8, os.cpu_count() or 2))  # compute threads per process
+    processes: int = 1
+    store_url: str | None = None
+    redis_url: str | None = None
     status_interval_s: float = 5.0
     dashboards: bool = True
     cors_origins: list[str] = field(default_factory=list)
@@ -111,6 +123,9 @@ class Settings:
         s.max_body_mb = _positive_float(env, "PRISM_MAX_BODY_MB", s.max_body_mb)
         if env.get("PRISM_DATA_DIR"):
             s.data_dir = Path(env["PRISM_DATA_DIR"])
+        s.store_url = env.get("PRISM_STORE_URL") or None
+        s.redis_url = env.get("PRISM_REDIS_URL") or None
+        s.processes = _positive_int(env, "PRISM_WORKERS", s.processes)
         s.backend = env.get("PRISM_BACKEND", s.backend) or "numpy"
         s.cors_origins = parse_origins(env.get("PRISM_CORS_ORIGINS", ""))
         s.metrics_key = env.get("PRISM_METRICS_KEY") or None

@@ -1,8 +1,16 @@
 """LLM orchestration kernels: ours against scikit-learn and a plain Python baseline, one process.
 
-(a) overhead per request against calling the same local OpenAI-compatible server directly
-    (p50/p99 at 1, 16 and 64 concurrent requests) is NOT here yet: it needs the router and
-    the loopback server of the same session, and is left to the next session.
+(a) overhead per request against calling the same local OpenAI-compatible server directly:
+    the test suite's loopback OpenAI server (``python -m tests.llm.loopback``, its own process,
+    answering at once) is called ``total`` times at 1, 16 and 64 concurrent requests (a) directly
+    with ``httpx.AsyncClient`` (the same HTTP library our providers use), (b) through our
+    router (:meth:`LlmRouter.complete`: model resolution, retries/cooldown bookkeeping, usage),
+    (c) through :meth:`LlmService.query` with ``cache=False`` from as many threads (validation,
+    budget check, usage rows written to the store, the ``LlmAnswered`` event), and (d) through a
+    real ``prism serve`` (``POST /api/v1/llm/query``, ``cache: false``), which adds an HTTP hop
+    of its own. ``ours_s`` and ``peer_s`` are p50 latencies; ``extra`` has p99s, the p50
+    overhead in milliseconds and the CPU milliseconds per request (this process plus the PRISM
+    server's; the loopback's own CPU is left out, it is the same for all). The concurrency levels alternate between ours and direct.
 (b) semantic clustering of 1,000 answers to one prompt (25 different answers, each phrased
     with one of 8 templates; ground truth known): the same WordLlama embeddings (SIF weighting,
     the prompt as context), then ours (:func:`prism_kernels.llm.consensus.cluster` on the cosine
@@ -27,7 +35,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import subprocess
+import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
@@ -268,10 +283,172 @@ def _cache(n: int, sample: int) -> list[Case]:
     ]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+OVERHEAD_PROMPT = "Say hello."
+
+
+@contextlib.contextmanager
+def _loopback() -> Iterator[str]:
+    """The loopback OpenAI-compatible server in a process of its own; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.llm.loopback"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _percentiles(lat: list[float]) -> tuple[float, float]:
+    a = np.asarray(lat)
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+async def _drive(call: Callable[[], Awaitable[str]], total: int, concurrency: int) -> list[float]:
+    """Per-request latencies (s) of ``total`` calls, ``concurrency`` in flight at once."""
+    lat: list[float] = []
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            text = await call()
+            lat.append(time.perf_counter() - t0)
+            assert text == "Hello there!", text
+
+    per = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+    await asyncio.gather(*(worker(n) for n in per))
+    return lat
+
+
+def _cpu(server) -> float:
+    """CPU seconds used so far by this process and the PRISM server's (both sides of a call:
+    under load on 2 cores, latency at 16 or 64 in flight is mostly queueing for CPU)."""
+    import psutil
+
+    t = psutil.Process(server.proc.pid).cpu_times()
+    return time.process_time() + t.user + t.system
+
+
+def _threads(call: Callable[[], str], total: int, concurrency: int) -> list[float]:
+    """Per-request latencies (s) of a blocking ``call`` from ``concurrency`` threads."""
+
+    def timed(_: int) -> float:
+        t0 = time.perf_counter()
+        text = call()
+        assert text == "Hello there!", text
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(timed, range(total)))
+
+
+def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
+    import httpx
+
+    from prism_kernels.llm.config import load_config
+    from prism_kernels.llm.router import LlmRouter
+    from prism_kernels.llm.service import LlmService
+    from prism_kernels.store import Store
+    from tests.serverutil import PrismServer
+
+    cases = []
+    with _loopback() as base:
+        env = {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "sk-bench-not-a-secret"}
+        body = {"model": "loop-small", "messages": [{"role": "user", "content": OVERHEAD_PROMPT}]}
+        router = LlmRouter(load_config(env))
+        router.discover_sync()  # the loopback's GET /models names loop-small
+        service = LlmService(Store(":memory:"), config=load_config(env), max_usage_rows=10)
+        server = PrismServer(dashboards=False, extra_env=env).start()
+
+        async def measure(level: int) -> dict[str, list[float]]:
+            limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+            async with (
+                httpx.AsyncClient(base_url=base, limits=limits) as direct,
+                httpx.AsyncClient(
+                    base_url=server.url, limits=limits, headers=server.client().headers
+                ) as prism,
+            ):
+
+                async def call_direct() -> str:
+                    r = await direct.post("/chat/completions", json=body)
+                    return r.json()["choices"][0]["message"]["content"]
+
+                async def call_router() -> str:
+                    return (await router.complete(OVERHEAD_PROMPT, "loop-small")).text
+
+                async def call_server() -> str:
+                    r = await prism.post(
+                        "/api/v1/llm/query",
+                        json={"prompt": OVERHEAD_PROMPT, "model": "loop-small", "cache": False},
+                    )
+                    return r.json()["data"]["text"]
+
+                for call in (call_direct, call_router, call_server):  # warm connections
+                    await _drive(call, 2 * level, level)
+                out: dict[str, list[float]] = {"direct": [], "router": [], "server": []}
+                for _ in range(2):  # interleaved halves: drift hits all three alike
+                    for name, call in (
+                        ("direct", call_direct),
+                        ("router", call_router),
+                        ("server", call_server),
+                    ):
+                        c0 = _cpu(server)
+                        out[name] += await _drive(call, total // 2, level)
+                        cpu[name] += _cpu(server) - c0
+                return out
+
+        cpu = {"direct": 0.0, "router": 0.0, "server": 0.0, "service": 0.0}
+
+        def service_call() -> str:
+            return service.query(OVERHEAD_PROMPT, "loop-small", cache=False)["text"]
+
+        try:
+            for level in levels:
+                for k in cpu:
+                    cpu[k] = 0.0
+                lat = asyncio.run(measure(level))
+                c0 = _cpu(server)
+                lat["service"] = _threads(service_call, total, level)
+                cpu["service"] = _cpu(server) - c0
+                d50, d99 = _percentiles(lat["direct"])
+                for name, what in (
+                    ("router", "LlmRouter.complete"),
+                    ("service", "LlmService.query (threads)"),
+                    ("server", "prism serve POST /llm/query"),
+                ):
+                    o50, o99 = _percentiles(lat[name])
+                    cases.append(
+                        Case(
+                            "llm",
+                            f"overhead {what}, {level} concurrent",
+                            o50,
+                            "httpx direct",
+                            d50,
+                            note=f"p50 per request, {total} requests",
+                            extra={
+                                "overhead_p50_ms": round((o50 - d50) * 1e3, 3),
+                                "ours_p99_ms": round(o99 * 1e3, 3),
+                                "direct_p99_ms": round(d99 * 1e3, 3),
+                                "cpu_ms_per_request": round(cpu[name] / len(lat[name]) * 1e3, 3),
+                                "direct_cpu_ms_per_request": round(
+                                    cpu["direct"] / len(lat["direct"]) * 1e3, 3
+                                ),
+                            },
+                        )
+                    )
+        finally:
+            server.stop()
+            router.close()
+            service.close()
+    return cases
+
+
 def run(quick: bool = False) -> list[Case]:
     import threadpoolctl
 
     with threadpoolctl.threadpool_limits(1):
-        cases = _clustering(200 if quick else 1000, repeat=3)
+        cases = _overhead(200 if quick else 2000)
+        cases += _clustering(200 if quick else 1000, repeat=3)
         cases += _cache(10_000 if quick else 100_000, sample=3 if quick else 5)
     return cases

@@ -2,12 +2,14 @@
 
 An entry is keyed by a *scope* (model + sampling parameters, canonical JSON) and the prompt.
 Exact lookup: a dict on ``sha256(scope, normalised prompt)``. Semantic lookup: the prompt's
-unit embedding (:func:`prism_kernels.llm.embeddings.embed`, mean pooling of the
-case-folded prompt) against every live
-entry of the same scope in one matrix-vector product over that scope's preallocated host
-matrix (float32 (capacity, 256), grown by doubling; freed rows are zero); the best similarity at or above ``threshold`` is a hit. The
-default threshold 0.95 is conservative: measured, "What is the capital of France?" scores 0.99
-against "What's the capital of France?" but 0.87 for "What is 2+2?" against "What is 2+3?".
+unit embedding (:func:`prism_kernels.llm.embeddings.embed`, mean pooling of the case-folded
+prompt) against every live entry of the same scope in one matrix-vector product over that
+scope's preallocated host matrix (float32 (capacity, 256), grown by doubling; freed rows are
+zero); the most similar entry at or above ``threshold`` whose prompt states the same numbers
+(:func:`prism_kernels.llm.keyterms.key_terms`) is a hit. The default threshold 0.95 is
+conservative: measured, "What is the capital of France?" scores 0.99 against "What's the
+capital of France?" but 0.87 for "What is 2+2?" against "What is 2+3?"; "Summarise the 2023
+annual report" scores 0.95 against "... 2024 ...", which only the numbers check tells apart.
 
 Entries expire ``ttl_s`` seconds after they were written (lazily on lookup, and by
 :meth:`ResponseCache.purge`); when ``max_entries`` is reached the least recently used entry
@@ -34,6 +36,7 @@ import numpy as np
 
 from prism_kernels.errors import InvalidInput
 from prism_kernels.llm.embeddings import as_host, embed
+from prism_kernels.llm.keyterms import key_terms
 
 DEFAULT_THRESHOLD = 0.95
 MAX_PROMPT_CHARS = 1_000_000
@@ -109,6 +112,7 @@ class _Entry:
     hits: int
     slot: int
     nbytes: int
+    numbers: frozenset[str]  # the numbers the prompt states
 
 
 class ResponseCache:
@@ -150,6 +154,7 @@ class ResponseCache:
         self._dim: int | None = None
         self.hits = self.exact_hits = self.semantic_hits = self.misses = 0
         self.evictions = self.expirations = 0
+        self.fact_rejections = 0  # semantic candidates refused: other numbers
         self._bytes = 0
 
     # -- internals ---------------------------------------------------------------------------
@@ -189,6 +194,24 @@ class ResponseCache:
             self.semantic_hits += 1
         return CacheHit(e.value, kind, sim, e.key, e.prompt, now - e.created)
 
+    def _best_match(self, block: _Block, sims: np.ndarray, numbers: frozenset[str]) -> int | None:
+        """The most similar row at or above the threshold whose prompt states the same numbers
+        as the query (:func:`~prism_kernels.llm.keyterms.key_terms`): "Summarise the 2023
+        report" and "... 2024 report" embed at 0.95 but are different requests. (Names are left
+        to the embeddings: a name weighs enough in a short prompt, and queries are case-folded.)
+        """
+        j = int(np.argmax(sims))
+        if not sims[j] >= self.threshold:
+            return None
+        if self._lru[block.keys[j]].numbers == numbers:
+            return j
+        above = np.flatnonzero(sims >= self.threshold)
+        for j in above[np.argsort(-sims[above], kind="stable")]:
+            if self._lru[block.keys[j]].numbers == numbers:
+                return int(j)
+            self.fact_rejections += 1
+        return None
+
     # -- public ------------------------------------------------------------------------------
     def get(
         self,
@@ -224,12 +247,13 @@ class ResponseCache:
                 )
                 if q.shape[0] != block.matrix.shape[1]:
                     raise InvalidInput("embedding", f"expected width {block.matrix.shape[1]}")
+                numbers = key_terms(prompt)[0]
                 while block.keys:
                     # free rows are zero: below any threshold > 0. einsum: measured 2x faster
                     # than OpenBLAS sgemv for a tall float32 matrix on one core
                     sims = np.einsum("ij,j->i", block.matrix, q)
-                    j = int(np.argmax(sims))
-                    if not sims[j] >= self.threshold:
+                    j = self._best_match(block, sims, numbers)
+                    if j is None:
                         break
                     e = self._lru[block.keys[j]]
                     if self._expired(e, now):
@@ -306,11 +330,15 @@ class ResponseCache:
                         continue
                     key = block.keys[j]
                     e = self._lru.get(key) if key is not None else None
-                    if e is not None and not self._expired(e, now):
+                    if (
+                        e is not None
+                        and not self._expired(e, now)
+                        and e.numbers == key_terms(prompts[i])[0]
+                    ):
                         out[i] = self._hit(e, "semantic", min(val, 1.0), now)
                         continue
-                    # the best entry expired (or an expired one was dropped above): the
-                    # one-query path drops it and looks again
+                    # the best entry expired (or an expired one was dropped above), or states
+                    # other numbers or names: the one-query path drops it and looks again
                     out[i] = self.get(model, prompts[i], params, embedding=Q[k])
             else:
                 self.misses += len(unanswered)
@@ -360,7 +388,9 @@ class ResponseCache:
             block.keys[slot] = key
             nbytes = len(blob.encode()) + len(prompt.encode()) + len(scope.encode()) + v.nbytes
             t = now if created is None else float(created)
-            self._lru[key] = _Entry(key, scope, prompt, value, t, now, 0, slot, nbytes)
+            self._lru[key] = _Entry(
+                key, scope, prompt, value, t, now, 0, slot, nbytes, key_terms(prompt)[0]
+            )
             self._bytes += nbytes
             return key
 
@@ -385,7 +415,8 @@ class ResponseCache:
     def stats(self) -> dict[str, Any]:
         """entries, hits (exact/semantic), misses, hit_rate (None before any lookup), bytes
         (values + prompts + scopes + embedding rows), evictions, expirations, max_entries,
-        ttl_s, threshold."""
+        ttl_s, threshold, fact_rejections (similar prompts refused because they state other
+        numbers)."""
         with self._lock:
             n = self.hits + self.misses
             return {
@@ -401,6 +432,7 @@ class ResponseCache:
                 "max_entries": self.max_entries,
                 "ttl_s": self.ttl_s,
                 "threshold": self.threshold,
+                "fact_rejections": self.fact_rejections,
             }
 
     def records(self) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from prism_kernels.arrays import device_of
 from prism_kernels.backend import get_namespace, namespace, to_numpy
 from prism_kernels.errors import InvalidInput
 from prism_kernels.llm.embeddings import embed, similarity
+from prism_kernels.llm.keyterms import fact_relations
 
 STRATEGIES = ("majority", "weighted", "semantic", "council", "self_consistency")
 DEFAULT_THRESHOLD = 0.45
@@ -334,6 +335,7 @@ def semantic(
     embeddings: Any = None,
     linkage: str = "average",
     xp: Any = None,
+    facts: bool = True,
 ) -> ConsensusResult:
     """Clusters of equivalent answers; the medoid of the heaviest cluster wins.
 
@@ -354,12 +356,19 @@ def semantic(
     xp : namespace, optional
         Backend for the embeddings and the similarity matrix (default NumPy, or that of
         ``embeddings``).
+    facts : bool
+        Compare the numbers and names the answers state
+        (:func:`~prism_kernels.llm.keyterms.fact_relations`): a pair that agrees on them counts
+        at least halfway between the threshold and identical, a pair that contradicts them at
+        most as far below the threshold. Embeddings alone miss "100 degrees" against
+        "90 degrees".
 
     Returns
     -------
     ConsensusResult
-        ``details``: ``similarity`` (N x N nested list, None when N > :data:`MAX_MATRIX`),
-        ``threshold``, ``linkage``.
+        ``details``: ``similarity`` (N x N nested list after the fact check, None when
+        N > :data:`MAX_MATRIX`), ``threshold``, ``linkage``, ``facts`` (pairs agreeing and
+        conflicting on numbers or names).
     """
     answers = _check_answers(answers)
     w = _check_weights(weights, len(answers))
@@ -376,6 +385,17 @@ def semantic(
     norm = [normalize_text(a) for a in answers]
     same = np.asarray(_groups(norm))
     eq = bx.asarray(same[:, None] == same[None, :], device=device_of(S))
+    fact_pairs = {"agree": 0, "conflict": 0}
+    if facts:
+        rel = fact_relations(answers, prompt)
+        fact_pairs = {"agree": int((rel > 0).sum()) // 2, "conflict": int((rel < 0).sum()) // 2}
+        if fact_pairs["agree"] or fact_pairs["conflict"]:
+            r = bx.asarray(rel, device=device_of(S))
+            margin = (1.0 - threshold) / 2
+            floor = bx.full_like(S, threshold + margin)
+            cap = bx.full_like(S, threshold - margin)
+            S = bx.where((r > 0) & (S < floor), floor, S)
+            S = bx.where((r < 0) & (S > cap), cap, S)
     S = bx.where(eq, bx.ones_like(S), S)
     labels = cluster(S, threshold, linkage)
     Sh = np.asarray(to_numpy(S), dtype=np.float64)
@@ -397,6 +417,7 @@ def semantic(
             "similarity": np.round(Sh, 6).tolist() if len(answers) <= MAX_MATRIX else None,
             "threshold": float(threshold),
             "linkage": linkage,
+            "facts": fact_pairs,
         },
     )
 

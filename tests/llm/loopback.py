@@ -499,3 +499,16 @@ class LoopbackServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+if __name__ == "__main__":  # a stand-alone loopback, for benchmarks: prints its base URL
+    import signal
+    import sys
+
+    srv = LoopbackServer(api_key=None, flavour="openai").start()
+    print(srv.openai_url, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    finally:
+        srv.stop()

@@ -45,13 +45,29 @@ def test_exact_then_semantic_then_miss():
     assert st["entries"] == 1
 
 
+def test_similar_prompts_with_other_numbers_or_names_are_misses():
+    c = ResponseCache(clock=Clock(), threshold=0.9)
+    c.put("gpt", "Summarise the 2023 annual report", {"text": "2023 summary"})
+    c.put("gpt", "What is the capital of France?", {"text": "Paris"})
+    E = c.embed_fn(["Summarise the 2023 annual report", "Summarise the 2024 annual report"])
+    assert float(E[0] @ E[1]) > 0.9  # similar enough for a hit, but another year
+    assert c.get("gpt", "Summarise the 2024 annual report") is None
+    h = c.get("gpt", "Summarise the 2023 annual report, please")
+    assert h is not None and h.kind == "semantic" and h.value == {"text": "2023 summary"}
+    assert c.get("gpt", "What's the capital of France?").value == {"text": "Paris"}
+    many = c.get_many("gpt", ["Summarise the 2024 annual report", "What's the capital of France?"])
+    assert many[0] is None and many[1].value == {"text": "Paris"}
+    st = c.stats()
+    assert st["fact_rejections"] == 2 and st["semantic_hits"] == 3 and st["misses"] == 2
+
+
 def test_vectorised_lookup_equals_a_loop(rng):
     d = 16
     c = ResponseCache(max_entries=5000, ttl_s=None, threshold=0.5, clock=Clock())
     E = _unit(rng, 3000, d)
     scopes = rng.integers(0, 3, 3000)
     for i in range(3000):
-        c.put(f"m{scopes[i]}", f"prompt {i}", i, embedding=E[i])
+        c.put(f"m{scopes[i]}", f"prompt_{i}", i, embedding=E[i])  # no number in the prompt
     Q = _unit(rng, 200, d)
     for k, q in enumerate(Q):
         s = int(rng.integers(0, 3))
@@ -61,7 +77,7 @@ def test_vectorised_lookup_equals_a_loop(rng):
                 v = float(np.dot(E[i], q))
                 if v > best:
                     best, arg = v, i
-        h = c.get(f"m{s}", f"query {k}", embedding=q)
+        h = c.get(f"m{s}", f"query_{k}", embedding=q)
         if best >= 0.5:
             assert h is not None and h.value == arg
             assert h.similarity == pytest.approx(best, abs=1e-6)

@@ -26,14 +26,12 @@ def _canon(labels):
     return [seen.setdefault(x, len(seen)) for x in labels]
 
 
-def test_paraphrase_set_accuracy():
-    """Measured with the default threshold: 12 of 16 prompts partitioned exactly, 87% of answer
-    pairs right; the bars below are those figures, so a regression fails."""
+def _score(facts: bool) -> tuple[int, int, int, int]:
     exact = correct_winner = pairs_ok = pairs = 0
     for it in ITEMS:
         answers = [a["text"] for a in it["answers"]]
         truth = [a["label"] for a in it["answers"]]
-        r = C.semantic(answers, prompt=it["prompt"])
+        r = C.semantic(answers, prompt=it["prompt"], facts=facts)
         exact += adjusted_rand_score(truth, r.labels) == 1.0
         lab = np.array(r.labels)
         members = np.flatnonzero(lab == lab[r.index])
@@ -44,14 +42,21 @@ def test_paraphrase_set_accuracy():
         same_p = (lab[:, None] == lab[None, :])[iu]
         pairs_ok += int((same_t == same_p).sum())
         pairs += len(iu[0])
+    return exact, correct_winner, pairs_ok, pairs
+
+
+def test_paraphrase_set_accuracy():
+    """Every prompt of the labelled set partitioned exactly. The embeddings alone get 12 of 16
+    (they miss 100 against 90 degrees, Pacific against Atlantic, C against Java): the fact check
+    on numbers and names is what closes the gap, so both figures are asserted."""
     n = len(ITEMS)
+    exact, correct_winner, pairs_ok, pairs = _score(facts=True)
     print(
         f"exact partitions {exact}/{n}, pure winner {correct_winner}/{n}, pairs {pairs_ok}/{pairs}"
     )
-    assert n >= 10
-    assert exact >= 12
-    assert correct_winner >= 12
-    assert pairs_ok / pairs >= 0.85
+    assert n >= 16
+    assert exact == n and correct_winner == n and pairs_ok == pairs
+    assert _score(facts=False)[0] <= n - 3
 
 
 def test_paraphrases_grouped_and_different_answer_separated():

@@ -1,8 +1,9 @@
-"""LLM streaming over the event WebSocket, through a real server whose provider is a loopback
-OpenAI-compatible server (``OPENAI_BASE_URL``/``OPENAI_API_KEY``, models and prices from a
-``PRISM_LLM_CONFIG`` file): chunks in order then ``LlmDone``, a stream that breaks half-way
-taken over by a fallback (saying so), errors that name the request, other messages answered
-while a stream runs, and the provider key in no frame and no log line."""
+"""LLM streaming over the event WebSocket and as server-sent events (``POST /llm/query`` with
+``stream: true``), through a real server whose provider is a loopback OpenAI-compatible server
+(``OPENAI_BASE_URL``/``OPENAI_API_KEY``, models and prices from a ``PRISM_LLM_CONFIG`` file):
+chunks in order then ``LlmDone``, a stream that breaks half-way taken over by a fallback (saying
+so), errors that name the request, other messages answered while a stream runs, and the
+provider key in no frame and no log line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.sync.client import connect
 
@@ -194,3 +196,110 @@ def test_other_messages_flow_while_a_stream_waits(llm_server, loop_server):
     # the status events were answered meanwhile, not after it
     assert order.index("pong") < order.index("done:slow")
     assert order.index("done:fast") < order.index("done:slow")
+
+
+# ---------------------------------------------------------------- server-sent events
+
+
+def _sse(server, body: dict, on_event=None) -> tuple[httpx.Response, list[tuple[str, dict]]]:
+    """POST /llm/query with ``stream: true``; the events as ``(name, frame)`` in order."""
+    events: list[tuple[str, dict]] = []
+    with (
+        server.client("user") as c,
+        c.stream("POST", "/api/v1/llm/query", json={**body, "stream": True}) as r,
+    ):
+        if r.headers["content-type"].startswith("application/json"):
+            r.read()
+            return r, events
+        name = None
+        for line in r.iter_lines():
+            assert OPENAI_KEY not in line
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[len("data: ") :])))
+                if on_event is not None:
+                    on_event(name)
+    return r, events
+
+
+def test_sse_chunks_in_order_then_done(llm_server, loop_server):
+    r, events = _sse(llm_server, {"prompt": STORY, "model": "loop-small", "cache": False})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.headers["cache-control"] == "no-store"
+    names = [n for n, _ in events]
+    assert names[-1] == "LlmDone" and set(names[:-1]) == {"LlmChunk"}, names
+    assert all(f["type"] == n for n, f in events)
+    chunks = [f for n, f in events if n == "LlmChunk"]
+    assert [c["index"] for c in chunks] == list(range(len(chunks)))
+    assert [c["delta"] for c in chunks] == split_chunks(ANSWERS[STORY])
+    done = events[-1][1]
+    assert done["text"] == ANSWERS[STORY] and done["model_used"] == "loop-small"
+    assert done["request_id"] == r.headers["x-request-id"]
+    assert done["tokens_used"]["completion"] == count_tokens(ANSWERS[STORY])
+    assert loop_server.posts()[-1].body["stream"] is True
+
+
+def test_sse_events_arrive_as_they_are_produced(llm_server, loop_server):
+    # the provider stalls 2 s after its second chunk, then drops the connection (the fallback
+    # finishes): the first two chunks must be out before the stall ends
+    loop_server.fail("stall", after=2, seconds=2.0, model="loop-small")
+    seen: list[tuple[str, float]] = []
+    r, events = _sse(
+        llm_server,
+        {"prompt": STORY, "model": "loop-small", "fallbacks": ["loop-large"], "cache": False},
+        on_event=lambda name: seen.append((name, time.monotonic())),
+    )
+    assert r.status_code == 200 and events[-1][0] == "LlmDone"
+    assert seen[1][0] == "LlmChunk"
+    assert seen[-1][1] - seen[1][1] > 1.0, "chunks were held back until the end"
+
+
+def test_sse_fallback_mid_stream(llm_server, loop_server):
+    loop_server.fail("cut", after=3, model="loop-small")
+    body = {"prompt": STORY, "model": "loop-small", "fallbacks": ["loop-large"], "cache": False}
+    r, events = _sse(llm_server, body)
+    names = [n for n, _ in events]
+    assert names.count("LlmFallback") == 1 and names[-1] == "LlmDone", names
+    cut = names.index("LlmFallback")
+    fb = events[cut][1]
+    assert fb["mid_stream"] is True and fb["to_model"] == "loop-large"
+    shown = "".join(f["delta"] for n, f in events[:cut] if n == "LlmChunk")
+    shown = shown[: len(shown) - fb["discard_chars"]]
+    shown += "".join(f["delta"] for n, f in events[cut + 1 :] if n == "LlmChunk")
+    assert shown == events[-1][1]["text"] == ANSWERS[STORY]
+
+
+def test_sse_errors_before_the_stream_are_json_and_after_it_an_error_event(llm_server, loop_server):
+    r, events = _sse(llm_server, {"prompt": "Say hello.", "model": "no-such-model"})
+    assert r.status_code == 400 and r.json()["details"]["field"] == "model" and not events
+    r, _ = _sse(llm_server, {"prompt": "", "model": "loop-small"})
+    assert r.status_code == 400 and r.json()["details"]["field"] == "prompt"
+    # every model fails after the first chunk: the stream ends with an Error event
+    loop_server.fail("cut", after=1, model="loop-small")
+    body = {"prompt": STORY, "model": "loop-small", "fallbacks": [], "cache": False}
+    r, events = _sse(llm_server, body)
+    assert r.status_code == 200
+    assert events[0][0] == "LlmChunk" and events[-1][0] == "Error", events
+    err = events[-1][1]
+    assert err["success"] is False and err["status"] >= 500
+    assert err["details"]["request_id"] == r.headers["x-request-id"]
+
+
+def test_sse_client_leaving_mid_stream_frees_the_server(llm_server, loop_server):
+    loop_server.fail("stall", after=1, seconds=3.0, model="loop-small")
+    with (
+        llm_server.client("user") as c,
+        c.stream(
+            "POST",
+            "/api/v1/llm/query",
+            json={"prompt": STORY, "model": "loop-small", "cache": False, "stream": True},
+        ) as r,
+    ):
+        for line in r.iter_lines():
+            if line.startswith("event: LlmChunk"):
+                break  # leave after the first chunk
+    with llm_server.client("user") as c:  # the server answers on
+        d = c.post("/api/v1/llm/query", json={"prompt": "Say hello.", "model": "loop-large"})
+        assert d.status_code == 200 and d.json()["data"]["text"] == "Hello there!"

@@ -119,6 +119,11 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
                 }
             },
         }
+        streamed = getattr(r.handler, "event_stream", None)
+        if streamed:  # the same operation may answer as server-sent events
+            op["responses"]["200"]["content"]["text/event-stream"] = {
+                "schema": {"type": "string", "description": streamed}
+            }
         wanted = ["400", "404", "405", "413", "422", "429", "500", "503", "504"]
         # statuses only some routes answer, declared by their handler (``fn.extra_statuses``)
         wanted += [str(c) for c in getattr(r.handler, "extra_statuses", ())]

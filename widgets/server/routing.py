@@ -21,11 +21,12 @@ domain's ``GET /health`` from the service's :meth:`~prism_kernels.service.Domain
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -33,6 +34,7 @@ from urllib.parse import unquote_to_bytes
 import numpy as np
 from pydantic import BaseModel, ValidationError
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from widgets.server.errors import ApiError, from_exception, from_validation_error
 from widgets.server.jsonbody import parse_json
@@ -118,7 +120,7 @@ class Route:
         :class:`ResponseMismatch` (a 500): the model is the contract.
         """
         result = self.handler(req)
-        if self.response is None:
+        if self.response is None or isinstance(result, EventStream):
             return result
         try:
             model = self.response.__pydantic_validator__.validate_python(to_plain(result))
@@ -128,6 +130,28 @@ class Route:
         return self.response.__pydantic_serializer__.to_python(
             model, mode="json", exclude_unset=True
         )
+
+
+class EventStream:
+    """A handler's answer sent as server-sent events (``text/event-stream``), not one JSON body.
+
+    ``events`` yields ``(event name, JSON-able dict)`` pairs. The server reads it in its stream
+    pool (it may block on a provider), writes and flushes each event as it comes, and closes it
+    when the client goes away. Errors raised by the handler before it returns an
+    ``EventStream`` are ordinary JSON error answers; one raised while streaming (the status line
+    has gone out) becomes a last ``Error`` event with the error body.
+
+    A route that may answer this way declares it on its handler (``fn.event_stream = "what the
+    events are"``) so the OpenAPI document lists ``text/event-stream``.
+    """
+
+    def __init__(self, events: Iterator[tuple[str, dict[str, Any]]]) -> None:
+        self.events = events
+
+    def close(self) -> None:
+        close = getattr(self.events, "close", None)
+        if callable(close):
+            close()
 
 
 class ResponseMismatch(RuntimeError):
@@ -442,6 +466,11 @@ class ApiHandler(JsonResponder):
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._gone = False  # the client closed the connection (ends an event stream)
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        super().on_connection_close()
 
     # Bodies are streamed so an oversized one gets a JSON 413 instead of a dropped connection.
     def prepare(self) -> None:
@@ -509,9 +538,48 @@ class ApiHandler(JsonResponder):
                 result = await self.app.execute(route, req, chunks)
             else:  # trivial and bodiless: answered here
                 result = route.call(req)
-            self.write_envelope(result)
+            if isinstance(result, EventStream):
+                await self.write_event_stream(result)
+            else:
+                self.write_envelope(result)
         except Exception as exc:  # every failure is a JSON error body
             self.write_error_body(from_exception(exc), exc)
+
+    async def write_event_stream(self, stream: EventStream) -> None:
+        """Send ``stream`` as server-sent events, each flushed as it is produced."""
+        self.set_status(200)
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Accel-Buffering", "no")  # a proxy in front (nginx) must not buffer it
+        loop = asyncio.get_running_loop()
+        pool = self.app.hub.stream_pool
+        done = object()
+        try:
+            while not self._gone:
+                try:
+                    item = await loop.run_in_executor(pool, next, stream.events, done)
+                except Exception as exc:  # after the status line: the error is the last event
+                    err = from_exception(exc)
+                    if err.status >= 500 and not isinstance(exc, ApiError):
+                        self.app.log_exception(self, exc)
+                    body = err.body()
+                    body["message"] = clip(body["message"], MESSAGE_CHARS)
+                    body["details"] = clip_details(body["details"])
+                    body["details"].setdefault("request_id", self.request_id)
+                    body["status"] = err.status
+                    self.write(f"event: Error\ndata: {dumps(body)}\n\n")
+                    break
+                if item is done:
+                    break
+                name, data = item
+                self.write(f"event: {name}\ndata: {dumps(data)}\n\n")
+                await self.flush()
+        except StreamClosedError:
+            pass  # the client went away mid-stream
+        finally:
+            await loop.run_in_executor(pool, stream.close)
+        if not self._gone:
+            self.finish()
 
     def _parse_query(self, route: Route) -> Any:
         args = {}

@@ -45,6 +45,7 @@ from prism_kernels.llm.service import LlmService
 from widgets.server.auth import authorize
 from widgets.server.errors import ApiError, from_exception
 from widgets.server.jsonbody import parse_json
+from widgets.server.routes.llm import stream_frame
 from widgets.server.routing import dumps
 from widgets.server.security import clip
 
@@ -54,7 +55,7 @@ MAX_PENDING = 1000
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_DEPTH = 16
 MAX_LLM_STREAMS = 4  # concurrent LlmStream requests per socket
-LLM_STREAM_THREADS = 16  # threads producing LLM streams, for all sockets
+STREAM_THREADS = 16  # threads producing streamed answers (WebSocket LLM streams, SSE), for all
 MAX_REQUEST_ID = 128
 # LlmStream fields handed to LlmService.stream, with the JSON types each accepts.
 LLM_STREAM_FIELDS: dict[str, tuple[type, ...]] = {
@@ -77,18 +78,20 @@ class Hub:
         self.per_key: Counter[str] = Counter()  # identity (key hash or address) -> open sockets
         self.loop: IOLoop | None = None
         self.token: int | None = None
-        self._llm_pool: ThreadPoolExecutor | None = None
-        self._llm_lock = threading.Lock()
+        self._stream_pool: ThreadPoolExecutor | None = None
+        self._stream_lock = threading.Lock()
 
     @property
-    def llm_pool(self) -> ThreadPoolExecutor:
-        """Threads that run LLM streams (made on first use: most servers never stream)."""
-        with self._llm_lock:
-            if self._llm_pool is None:
-                self._llm_pool = ThreadPoolExecutor(
-                    LLM_STREAM_THREADS, thread_name_prefix="prism-llm-stream"
+    def stream_pool(self) -> ThreadPoolExecutor:
+        """Threads that produce streamed answers, LLM streams on a socket and server-sent events
+        alike (made on first use: most servers never stream). Not the compute executor: a
+        stream holds its thread for as long as the provider takes."""
+        with self._stream_lock:
+            if self._stream_pool is None:
+                self._stream_pool = ThreadPoolExecutor(
+                    STREAM_THREADS, thread_name_prefix="prism-stream"
                 )
-            return self._llm_pool
+            return self._stream_pool
 
     def add(self, client: EventSocket) -> None:
         if client not in self.clients:
@@ -113,8 +116,8 @@ class Hub:
         if self.token is not None:
             self.app.runtime.bus.unsubscribe(self.token)
             self.token = None
-        with self._llm_lock:
-            pool, self._llm_pool = self._llm_pool, None
+        with self._stream_lock:
+            pool, self._stream_pool = self._stream_pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -360,7 +363,7 @@ class EventSocket(websocket.WebSocketHandler):
         stop = threading.Event()
         self.llm_streams[rid] = stop
         loop = IOLoop.current()
-        self.app.hub.llm_pool.submit(self._llm_produce, rid, kwargs, stop, loop)
+        self.app.hub.stream_pool.submit(self._llm_produce, rid, kwargs, stop, loop)
 
     def _llm_produce(
         self, rid: str, kwargs: dict[str, Any], stop: threading.Event, loop: IOLoop
@@ -390,36 +393,4 @@ class EventSocket(websocket.WebSocketHandler):
 
     def _llm_send(self, rid: str, item: dict[str, Any], index: int) -> None:
         """On the loop: one stream item as an ``LlmChunk``, ``LlmFallback`` or ``LlmDone``."""
-        kind = item.get("type")
-        if kind == "chunk":
-            frame = {
-                "type": "LlmChunk",
-                "request_id": rid,
-                "delta": item.get("delta", ""),
-                "index": index,
-                "model": item.get("model"),
-            }
-        elif kind == "fallback":
-            frame = {
-                **{k: v for k, v in item.items() if k != "type"},
-                "type": "LlmFallback",
-                "request_id": rid,
-            }
-        else:
-            frame = {
-                "type": "LlmDone",
-                "request_id": rid,
-                **{
-                    k: item.get(k)
-                    for k in (
-                        "text",
-                        "model_used",
-                        "tokens_used",
-                        "cost_usd",
-                        "latency_ms",
-                        "cached",
-                        "fallback_used",
-                    )
-                },
-            }
-        self.reply(frame)
+        self.reply(stream_frame(item, rid, index))

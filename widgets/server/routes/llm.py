@@ -12,13 +12,16 @@ original client's ``{name, weight}`` objects, ``strategy`` or ``voting_strategy`
 ``quantum`` and ``thermodynamic`` had no meaning and are a 400 listing the strategies),
 ``min_agreement``, ``samples`` (or ``num_samples``) for self-consistency.
 
-Streaming: ``stream: true`` is a 400 naming ``stream``: this REST layer answers one JSON body per
-request; streamed answers go over the WebSocket (``/ws``: send ``{"type": "LlmStream",
-"request_id", "prompt", ...}``, receive ``LlmChunk`` events then ``LlmDone``).
+Streaming, two ways with the same frames (:func:`stream_frame`): ``POST /query`` with
+``stream: true`` answers as server-sent events (``text/event-stream``: ``event: LlmChunk`` ...,
+``LlmFallback`` when a model takes over mid-stream, then ``LlmDone``, or ``Error``); or, on the
+WebSocket ``/ws``, send ``{"type": "LlmStream", "request_id", "prompt", ...}`` and receive the
+same frames there, beside the other subscriptions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -32,7 +35,7 @@ from prism_kernels.llm.service import (
     LlmService,
 )
 from widgets.server.models import ApiModel, ApiResponse, DomainHealth, NameChoice, Timed
-from widgets.server.routing import Request, RouteGroup
+from widgets.server.routing import EventStream, Request, RouteGroup
 
 MAX_NAME = 200
 MAX_FALLBACKS = 8
@@ -124,19 +127,9 @@ class QueryRequest(ApiModel):
     cache: bool = Field(True, description="False: neither read nor write the response cache")
     stream: bool = Field(
         False,
-        description="Not over REST: true is a 400 pointing to the WebSocket's LlmStream message",
+        description="True: answer as server-sent events (text/event-stream): LlmChunk events "
+        "as the text arrives, LlmFallback when another model takes over, then LlmDone",
     )
-
-    @field_validator("stream")
-    @classmethod
-    def _no_sse(cls, v: bool) -> bool:
-        if v:
-            raise ValueError(
-                'streaming is served over the WebSocket /ws: send {"type": "LlmStream", '
-                '"request_id": ..., "prompt": ...} and read LlmChunk then LlmDone events; '
-                "this route answers whole responses (stream: false)"
-            )
-        return v
 
     @field_validator("fallbacks")
     @classmethod
@@ -222,14 +215,69 @@ EXAMPLE_QUERY = {"prompt": "What is the capital of France?", "max_tokens": 64}
     summary="Ask one model (with fallbacks and the response cache)",
     description="Retries with backoff, a cooldown for failing endpoints and fallbacks; a "
     "repeated (or near-identical) prompt is answered from the cache (cached: true, cost 0). "
-    "stream: true is a 400: stream over the WebSocket /ws with an LlmStream message. No "
+    "stream: true answers as server-sent events (LlmChunk..., LlmDone; validation, "
+    "configuration and budget errors still come as JSON before the stream starts). No "
     "provider configured: 503 naming the variables to set; budget spent: 402.",
 )
-def query(req: Request) -> dict:
-    return req.service(LlmService).query(**req.body.args(req))
+def query(req: Request) -> dict | EventStream:
+    service = req.service(LlmService)
+    if req.body.stream:  # validated (and budget-checked) here; the stream starts when read
+        return EventStream(_sse_frames(service.stream(**req.body.args(req)), req.request_id))
+    return service.query(**req.body.args(req))
 
 
 query.extra_statuses = BUDGET
+query.event_stream = "With stream: true, server-sent events: LlmChunk, LlmFallback, LlmDone, Error"
+
+
+def stream_frame(item: dict[str, Any], request_id: str, index: int) -> dict[str, Any]:
+    """One item of :meth:`LlmService.stream` as the frame clients receive (SSE and WebSocket).
+
+    ``chunk`` -> ``LlmChunk`` {request_id, delta, index (of the chunk), model}; ``fallback`` ->
+    ``LlmFallback`` (the service's fields: which model failed, which takes over, how many
+    characters already sent to drop); ``done`` -> ``LlmDone`` {request_id, text, model_used,
+    tokens_used, cost_usd, latency_ms, cached, fallback_used}.
+    """
+    kind = item.get("type")
+    if kind == "chunk":
+        return {
+            "type": "LlmChunk",
+            "request_id": request_id,
+            "delta": item.get("delta", ""),
+            "index": index,
+            "model": item.get("model"),
+        }
+    if kind == "fallback":
+        return {
+            **{k: v for k, v in item.items() if k != "type"},
+            "type": "LlmFallback",
+            "request_id": request_id,
+        }
+    return {"type": "LlmDone", "request_id": request_id, **{k: item.get(k) for k in DONE_FIELDS}}
+
+
+DONE_FIELDS = (
+    "text",
+    "model_used",
+    "tokens_used",
+    "cost_usd",
+    "latency_ms",
+    "cached",
+    "fallback_used",
+)
+
+
+def _sse_frames(items: Iterator[dict[str, Any]], request_id: str) -> Iterator[tuple[str, dict]]:
+    """``(event name, frame)`` pairs of one streamed answer; closing this closes the stream."""
+    index = 0
+    try:
+        for item in items:
+            frame = stream_frame(item, request_id, index)
+            if frame["type"] == "LlmChunk":
+                index += 1
+            yield frame["type"], frame
+    finally:
+        items.close()  # the client went away: stop reading from the provider
 
 
 # ---------------------------------------------------------------- consensus
@@ -531,6 +579,10 @@ class CacheStats(ApiResponse):
     ttl_s: float | None
     threshold: float = Field(description="Cosine similarity for a semantic hit")
     avg_similarity_threshold: float = Field(description="The original's name for threshold")
+    fact_rejections: int = Field(
+        description="Similar prompts not served from the cache because they state other "
+        "numbers (the 2023 vs the 2024 report)"
+    )
     semantic: bool
 
 

@@ -2,7 +2,8 @@
 
 Routes (``widgets.server``) and dashboards (``widgets``) in the same process share one
 :class:`Runtime`, so a dashboard follows what the API was sent. In a notebook or script,
-:func:`get_runtime` gives an in-memory one (or one under ``$PRISM_DATA_DIR``).
+:func:`get_runtime` gives one on the store the environment names (``$PRISM_STORE_URL``, else
+``$PRISM_DATA_DIR``, else in memory).
 
 A service is any class constructed as ``cls(store=..., bus=...)``; the runtime builds it
 once, on first use::
@@ -16,7 +17,7 @@ import threading
 from typing import Any, TypeVar
 
 from prism_kernels.events import EventBus
-from prism_kernels.store import Store
+from prism_kernels.store import Store, StoreBase
 
 T = TypeVar("T")
 
@@ -24,8 +25,8 @@ T = TypeVar("T")
 class Runtime:
     """Holds the store, the bus and one instance of each service class."""
 
-    def __init__(self, store: Store | None = None, bus: EventBus | None = None) -> None:
-        self.store = store if store is not None else Store(":memory:")
+    def __init__(self, store: StoreBase | None = None, bus: EventBus | None = None) -> None:
+        self.store: StoreBase = store if store is not None else Store(":memory:")
         self.bus = bus if bus is not None else EventBus()
         self._services: dict[type, Any] = {}
         self._lock = threading.RLock()
@@ -56,7 +57,8 @@ _runtime_lock = threading.Lock()
 
 
 def get_runtime() -> Runtime:
-    """The process-wide runtime (created from the environment on first use)."""
+    """The process-wide runtime (created from the environment on first use: the store
+    ``$PRISM_STORE_URL`` names, else the SQLite file under ``$PRISM_DATA_DIR``, else memory)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:

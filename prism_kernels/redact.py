@@ -1,0 +1,19 @@
+"""Passwords out of URLs, for messages and logs (no heavy imports: the process supervisor uses it)."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["redact_url"]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for messages and logs.
+
+    Both places a database URL can carry a password are redacted: the user info
+    (``postgresql://user:secret@host/db`` becomes ``postgresql://user:***@host/db``) and a
+    ``password=`` query parameter. Anything that is not a URL comes back unchanged.
+    """
+    # Greedy up to the last "@": a password with an unescaped "@" or "/" is still hidden.
+    out = re.sub(r"^([A-Za-z][\w+.-]*://[^:@/?#]*:).*@", r"\1***@", url, flags=re.DOTALL)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", out)

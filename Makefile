@@ -27,6 +27,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/prism serve --port $(PORT)
 
+# The shared set-up on this machine: Redis and PostgreSQL from Debian's packages (apt-get install
+# redis-server postgresql) and `prism serve --workers $(WORKERS)` sharing them; Ctrl-C stops all.
+WORKERS ?= 2
+.PHONY: run-cluster
+run-cluster: install
+	WORKERS=$(WORKERS) PORT=$(PORT) PRISM=$(BIN)/prism bash deployment/local/run-cluster.sh
+
 lab: install
 	$(BIN)/python -m pip install -e ".[lab]"
 	$(BIN)/jupyter lab notebooks/

@@ -24,6 +24,16 @@ request (robust to other processes sharing the core), and both ratios to the bar
 
     python -m benchmarks.load --mode compare --rounds 5 --duration 5
 
+``workers``: ``prism serve --workers 1`` against ``--workers 2`` (more with ``--workers
+1,2,3``), one after the other in one run, each on the same Redis and PostgreSQL (started from
+Debian's packages, as the tests start them): requests/s and p50/p99 of ``GET /health``
+(``wrk``, ``--connections``) and of a mixed domain workload (``--concurrency`` clients: a
+portfolio optimisation that writes to the store and publishes an event, a store read, an
+ARIMA forecast that writes, a small benchmark, ``/health``), with ``--websockets`` sockets
+held open across the processes (how many each holds is printed) and pinged at the end::
+
+    python -m benchmarks.load --mode workers --duration 10 --websockets 1000
+
 Bounded: it stops after ``--duration`` seconds or ``--max-requests`` requests, whichever first,
 and only ever talks to 127.0.0.1 (its own server) or the ``--url`` given.
 """
@@ -114,8 +124,16 @@ async def _server_rss(client: httpx.AsyncClient, pid: int | None) -> int | None:
 class Sockets:
     """``n`` WebSockets subscribed to every event type, held open; dropped ones are counted."""
 
-    def __init__(self, ws_url: str, key: str | None, n: int, open_concurrency: int = 50) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        key: str | None,
+        n: int,
+        open_concurrency: int = 50,
+        event_type: str = "*",
+    ) -> None:
         self.ws_url, self.key, self.n = ws_url, key, n
+        self.event_type = event_type
         self.open_concurrency = open_concurrency
         self.conns: list[Any] = []
         self.readers: list[asyncio.Task] = []
@@ -137,7 +155,7 @@ class Sockets:
                     ping_interval=None,
                     max_queue=None,
                 )
-                await ws.send(json.dumps({"type": "Subscribe", "event_type": "*"}))
+                await ws.send(json.dumps({"type": "Subscribe", "event_type": self.event_type}))
                 reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 if reply.get("type") != "Subscribed":
                     raise RuntimeError(f"unexpected reply {reply}")
@@ -152,6 +170,10 @@ class Sockets:
         self.open_s = time.perf_counter() - t0
         self.pongs: dict[int, asyncio.Future] = {}
         self.readers = [asyncio.create_task(self._read(i, ws)) for i, ws in enumerate(self.conns)]
+
+    def local_ports(self) -> set[int]:
+        """The client-side ports of the open sockets (to find which server process holds each)."""
+        return {ws.local_address[1] for ws in self.conns}
 
     async def _read(self, i: int, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -534,8 +556,335 @@ def compare(duration: float, rounds: int, connections: int) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------- 1 against 2 worker processes
+
+#: The mixed domain workload of ``--mode workers``: (weight, name, method, path, body) in
+#: turn per client. Writes go to the PostgreSQL store and publish events through Redis.
+FORECAST_BODY = {
+    "historical_data": [100 + 10 * np.sin(i / 4) + i * 0.5 for i in range(48)],
+    "horizon": 6,
+    "method": {"arima": {"p": 1, "d": 1, "q": 0}},
+}
+OPTIMIZE_BODY = {
+    "assets": [
+        {"symbol": "AAPL", "expected_return": 0.12, "volatility": 0.25, "current_price": 150.0},
+        {"symbol": "GOOGL", "expected_return": 0.15, "volatility": 0.30, "current_price": 2800.0},
+        {"symbol": "MSFT", "expected_return": 0.13, "volatility": 0.22, "current_price": 380.0},
+    ],
+    "constraints": {"max_position_size": 0.5, "min_position_size": 0.1},
+    "objective": "maximize_sharpe",
+}
+DOMAIN_MIX = (
+    ("GET /health", "GET", "/health", None),
+    ("POST /api/v1/finance/optimize", "POST", "/api/v1/finance/optimize", OPTIMIZE_BODY),
+    ("GET /api/v1/finance/portfolio/{id}", "GET", "/api/v1/finance/portfolio/{id}", None),
+    ("POST /api/v1/timeseries/forecast", "POST", "/api/v1/timeseries/forecast", FORECAST_BODY),
+    (f"POST {POST_ROUTE}", "POST", POST_ROUTE, POST_BODY),
+)
+
+
+def _http_load(port: int, path: str, duration: float, connections: int) -> dict[str, Any]:
+    """``GET path`` with keep-alive connections for ``duration`` s (``wrk`` when installed,
+    else the Python client), unpinned: the servers may use every core."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        return _wrk(wrk, port, path, None, duration, connections, None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            "--client",
+            str(port),
+            path,
+            "",
+            str(duration),
+            str(connections),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+    )
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "client": "python"}
+
+
+def _server_processes(pid: int) -> list[Any]:
+    """The processes serving: the children of a ``--workers`` supervisor, else ``pid`` itself."""
+    import psutil
+
+    top = psutil.Process(pid)
+    kids = [p for p in top.children() if "widgets.cli" in " ".join(p.cmdline())]
+    return kids or [top]
+
+
+def _holders(procs: list[Any], port: int, client_ports: set[int]) -> dict[int, int]:
+    """How many of the connections from ``client_ports`` to ``port`` each process holds."""
+    out: dict[int, int] = {}
+    for p in procs:
+        n = sum(
+            1
+            for c in p.net_connections(kind="tcp")
+            if c.raddr and c.laddr.port == port and c.raddr.port in client_ports
+        )
+        out[p.pid] = n
+    return out
+
+
+async def domain_mix(
+    url: str,
+    key: str,
+    duration: float,
+    concurrency: int,
+    websockets: int,
+    procs: list[Any],
+    port: int,
+) -> dict[str, Any]:
+    """The mixed domain workload (:data:`DOMAIN_MIX`) with ``websockets`` sockets held open
+    (subscribed to ``SystemStatus``, which every process publishes every few seconds: with
+    Redis each socket receives those of every process)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(
+        max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4
+    )
+    stats = {name: RouteStats() for name, *_ in DOMAIN_MIX}
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=60, limits=limits
+    ) as client:
+        r = await client.post("/api/v1/finance/optimize", json={**OPTIMIZE_BODY, "name": "read"})
+        portfolio_id = r.json()["data"]["portfolio_id"]
+        socks = Sockets(
+            url.replace("http", "ws", 1) + "/ws", key, websockets, event_type="SystemStatus"
+        )
+        if websockets:
+            await socks.open()
+        per_process = _holders(procs, port, socks.local_ports()) if websockets else {}
+        t_end = time.perf_counter() + duration
+
+        async def worker(j: int) -> None:
+            i = j
+            while time.perf_counter() < t_end:
+                name, method, path, body = DOMAIN_MIX[i % len(DOMAIN_MIX)]
+                i += 1
+                path = path.replace("{id}", portfolio_id)
+                if body is FORECAST_BODY:
+                    body = {**body, "series_id": f"s{i % 32}"}
+                t0 = time.perf_counter()
+                try:
+                    r = await client.request(method, path, json=body)
+                    stats[name].add(time.perf_counter() - t0, r.status_code)
+                except httpx.HTTPError:
+                    stats[name].add(time.perf_counter() - t0, None)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(j) for j in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+        dropped = await socks.check_and_close() if websockets else 0
+    lat = np.concatenate([np.asarray(v.latencies) for v in stats.values()]) * 1e3
+    total = sum(len(v.latencies) + v.errors for v in stats.values())
+    return {
+        "duration_s": round(elapsed, 2),
+        "req_per_s": round(total / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "errors": sum(v.errors for v in stats.values()),
+        "routes": {k: v.summary(elapsed) for k, v in stats.items()},
+        "websockets": {
+            "requested": websockets,
+            "opened": len(socks.conns),
+            "failed_to_open": socks.failed_to_open,
+            "dropped": dropped,
+            "per_process": sorted(per_process.values(), reverse=True),
+            "events_received": socks.events,
+            "open_s": round(socks.open_s, 2),
+        },
+    }
+
+
+def _cpu_s(procs: list[Any]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except Exception:  # a process that has gone
+            pass
+    return total
+
+
+def _one_config(
+    n: int,
+    store_url: str,
+    redis_url: str,
+    duration: float,
+    concurrency: int,
+    websockets: int,
+    connections: int,
+) -> dict[str, Any]:
+    """One ``prism serve --workers n`` on ``store_url`` and ``redis_url``, measured."""
+    from tests.serverutil import KEYS, PrismServer
+
+    server = PrismServer(
+        dashboards=False,
+        rate_limit=1e9,
+        extra_args=["--workers", str(n)],
+        extra_env={
+            "PRISM_STORE_URL": store_url,
+            "PRISM_REDIS_URL": redis_url,
+            "PRISM_WS_PER_KEY": str(websockets + 16),
+        },
+    )
+    server.start(timeout=300)
+    try:
+        # every process listening and its compiled kernels switched on (until then the
+        # kernels take their slower NumPy paths)
+        deadline = time.monotonic() + 300
+        while (
+            server.log_text().count("PRISM serving on") < n
+            or server.log_text().count("compiled kernels ready") < n
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} processes did not all start")
+            time.sleep(0.5)
+        procs = _server_processes(server.proc.pid)
+        _http_load(server.port, "/health", 1.0, connections)  # warm-up
+        cpu0 = _cpu_s(procs)
+        health = _http_load(server.port, "/health", duration, connections)
+        health["server_cpu_us_per_request"] = round(
+            (_cpu_s(procs) - cpu0) / max(1, health["requests"]) * 1e6, 1
+        )
+        cpu0 = _cpu_s(procs)
+        mix = asyncio.run(
+            domain_mix(
+                server.url, KEYS["user"], duration, concurrency, websockets, procs, server.port
+            )
+        )
+        requests = sum(r["requests"] for r in mix["routes"].values())
+        mix["server_cpu_us_per_request"] = round((_cpu_s(procs) - cpu0) / max(1, requests) * 1e6)
+        rss = 0
+        for p in procs:
+            try:
+                rss += p.memory_info().rss
+            except Exception:
+                pass
+    finally:
+        server.stop()
+    return {
+        "processes": len(procs),
+        "health": health,
+        "mixed": mix,
+        "server_rss_mb": round(rss / 2**20, 1),
+    }
+
+
+def workers_compare(
+    duration: float,
+    concurrency: int,
+    websockets: int,
+    connections: int,
+    counts: list[int],
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """``prism serve --workers N`` for each N in ``counts``, one after the other (``rounds``
+    times, alternating) on the same Redis and PostgreSQL, started here from Debian's
+    packages as the tests do: requests/s, p50/p99 and the servers' CPU time per request of
+    ``GET /health`` (``wrk``) and of the mixed domain workload, with ``websockets`` sockets
+    held open across the processes. Each figure is the median over the rounds; the sockets
+    are those of the last round (every round's must all be held)."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.pgserver import start_postgres
+    from tests.redisserver import start_redis
+
+    tmp = Path(tempfile.mkdtemp(prefix="prism-load-"))
+    redis = start_redis(tmp / "redis")
+    pg = start_postgres(tmp)
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    try:
+        for r in range(rounds):
+            for n in counts:
+                store_url = pg.create_database(f"load_{n}_{r}")
+                runs[n].append(
+                    _one_config(
+                        n, store_url, redis.url, duration, concurrency, websockets, connections
+                    )
+                )
+    finally:
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(xs: list[Any]) -> Any:
+        xs = [x for x in xs if x is not None]
+        return round(float(np.median(xs)), 2) if xs else None
+
+    out: dict[str, Any] = {
+        "mode": "workers",
+        "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "client": "wrk" if shutil.which("wrk") else "python (asyncio keep-alive)",
+        "duration_s": duration,
+        "rounds": rounds,
+        "connections": connections,
+        "concurrency": concurrency,
+        "configs": {},
+        "errors": 0,
+    }
+    for n, rs in runs.items():
+        last = rs[-1]
+        config = {**last, "health": dict(last["health"]), "mixed": dict(last["mixed"])}
+        for part in ("health", "mixed"):
+            for k in ("req_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_request"):
+                config[part][k] = med([x[part][k] for x in rs])
+            config[part]["runs_req_per_s"] = [x[part]["req_per_s"] for x in rs]
+            config[part]["errors"] = sum(x[part]["errors"] for x in rs)
+        w = config["mixed"]["websockets"] = dict(last["mixed"]["websockets"])
+        w["dropped"] = sum(x["mixed"]["websockets"]["dropped"] for x in rs)
+        w["failed_to_open"] = sum(x["mixed"]["websockets"]["failed_to_open"] for x in rs)
+        out["configs"][str(n)] = config
+        out["errors"] += config["health"]["errors"] + config["mixed"]["errors"]
+    return out
+
+
+def _format_workers(r: dict[str, Any]) -> str:
+    lines = [
+        f"1 against more worker processes (prism serve --workers N, PostgreSQL store, Redis), "
+        f"one after the other in one run on {r['cores']} cores (the load clients on the same "
+        f"cores); /health: {r['connections']} keep-alive connections ({r['client']}) for "
+        f"{r['duration_s']} s; mixed: {r['concurrency']} concurrent clients (Python), "
+        f"{len(DOMAIN_MIX)} routes in turn; median of {r['rounds']} alternating round(s); "
+        f"load average {r['load_average']}",
+        f"{'workers':>7} {'workload':20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU us/req':>10} {'errors':>6}  req/s per round",
+    ]
+    for n, c in r["configs"].items():
+        h, m = c["health"], c["mixed"]
+        for label, x in (("GET /health", h), ("mixed domain", m)):
+            lines.append(
+                f"{n:>7} {label:20} {x['req_per_s']:>9} {x['p50_ms']!s:>8} {x['p99_ms']!s:>8} "
+                f"{x['server_cpu_us_per_request']!s:>10} {x['errors']:>6}  {x['runs_req_per_s']}"
+            )
+    lines.append("mixed domain, per route (req/s, p99 ms; the last round):")
+    for n, c in r["configs"].items():
+        parts = [
+            f"{name} {s['req_per_s']}/s p99 {s['p99_ms']}"
+            for name, s in c["mixed"]["routes"].items()
+        ]
+        lines.append(f"  {n}: " + "; ".join(parts))
+    for n, c in r["configs"].items():
+        w = c["mixed"]["websockets"]
+        lines.append(
+            f"websockets, {n} worker(s): {w['opened']}/{w['requested']} open in {w['open_s']} s "
+            f"(per process: {' + '.join(map(str, w['per_process']))}), {w['failed_to_open']} "
+            f"failed to open, {w['dropped']} dropped, {w['events_received']} SystemStatus "
+            f"events received; server RSS {c['server_rss_mb']} MB in all"
+        )
+    return "\n".join(lines)
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = []
+    if r["mode"] == "workers":
+        return _format_workers(r)
     if r["mode"] == "compare":
         pin = r["pinned"]
         lines.append(
@@ -599,8 +948,20 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=["mixed", "health-under-load", "compare"], default="mixed")
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (compare)")
+    p.add_argument(
+        "--mode", choices=["mixed", "health-under-load", "compare", "workers"], default="mixed"
+    )
+    p.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker process counts to compare, one after the other (workers)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternating rounds (default 5 for compare, 1 for workers)",
+    )
     p.add_argument("--connections", type=int, default=32, help="keep-alive connections (compare)")
     p.add_argument(
         "--url", help="an already running server (default: start one on a free loopback port)"
@@ -624,8 +985,19 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     args.duration = min(max(args.duration, 0.5), 300.0)
     _raise_fd_limit()  # before the server starts, so it inherits the limit too
-    if args.mode == "compare":
-        report = compare(args.duration, max(1, args.rounds), args.connections)
+    if args.mode in ("compare", "workers"):
+        if args.mode == "compare":
+            report = compare(args.duration, max(1, args.rounds or 5), args.connections)
+        else:
+            counts = [int(x) for x in args.workers.split(",") if x.strip()]
+            report = workers_compare(
+                args.duration,
+                args.concurrency,
+                args.websockets,
+                args.connections,
+                counts,
+                max(1, args.rounds or 1),
+            )
         print(format_report(report))
         if args.json:
             with open(args.json, "w") as fh:
@@ -675,10 +1047,14 @@ def main(argv: list[str] | None = None) -> int:
         _client_main(int(port), path, key or None, float(duration), int(connections))
         return 0
     report = run(argv)
-    bad = report["errors"] or (
-        report["mode"] == "mixed"
-        and (report["websockets"]["dropped"] or report["websockets"]["failed_to_open"])
+    sockets = (
+        [report["websockets"]]
+        if report["mode"] == "mixed"
+        else [c["mixed"]["websockets"] for c in report["configs"].values()]
+        if report["mode"] == "workers"
+        else []
     )
+    bad = report["errors"] or any(w["dropped"] or w["failed_to_open"] for w in sockets)
     return 1 if bad else 0
 
 

@@ -5,6 +5,12 @@ Events are ``(type, data)`` pairs. Each type is declared once, by the domain tha
 every declared type, so a new domain adds its events without editing this module. Publishing is
 thread-safe and never blocks on a slow subscriber: a subscriber that must hop to an event
 loop (the WebSocket) does so itself. A subscriber that raises is logged and kept.
+
+Several processes: a relay (the server's, over Redis) registers a *forwarder*
+(:meth:`EventBus.add_forwarder`), called with each event published here, and hands events
+published by other processes to this bus with :meth:`EventBus.deliver`, which reaches the local
+subscribers only (never the forwarders: an event does not travel back). A delivered event
+carries its ``origin``; a local one has ``origin == ""``.
 """
 
 from __future__ import annotations
@@ -53,11 +59,13 @@ declare("SystemStatus", by="system")
 
 @dataclass(frozen=True)
 class Event:
-    """One event: its type, JSON-able payload and wall-clock time (Unix seconds)."""
+    """One event: its type, JSON-able payload, wall-clock time (Unix seconds) and origin
+    (``""`` when published in this process, else the publishing process's id)."""
 
     type: str
     data: dict[str, Any]
     timestamp: float = field(default_factory=time.time)
+    origin: str = ""
 
     def to_message(self) -> dict[str, Any]:
         """The WebSocket frame, internally tagged as the PRISM-AI API has it.
@@ -79,7 +87,9 @@ class EventBus:
         self._subs: dict[int, Subscriber] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
+        self._forwarders: tuple[Subscriber, ...] = ()
         self.published: dict[str, int] = {}
+        self.delivered = 0
 
     def subscribe(self, callback: Subscriber) -> int:
         """Register ``callback``; returns a token for :meth:`unsubscribe`."""
@@ -92,8 +102,32 @@ class EventBus:
         with self._lock:
             self._subs.pop(token, None)
 
+    def add_forwarder(self, callback: Subscriber) -> None:
+        """Call ``callback`` with every event published here (after the subscribers), never with
+        a delivered one. It must not block (a relay queues the event)."""
+        with self._lock:
+            self._forwarders = (*self._forwarders, callback)
+
+    def remove_forwarder(self, callback: Subscriber) -> None:
+        with self._lock:
+            self._forwarders = tuple(f for f in self._forwarders if f is not callback)
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event``, published by another process, to this process's subscribers only."""
+        with self._lock:
+            subs = list(self._subs.values())
+            self.delivered += 1
+        self._fan_out(subs, event)
+
+    def _fan_out(self, subs: list[Subscriber], event: Event) -> None:
+        for cb in subs:
+            try:
+                cb(event)
+            except Exception:  # a broken subscriber must not break the publisher
+                log.exception("event subscriber failed on %s", event.type)
+
     def publish(self, type: str, data: dict[str, Any]) -> Event:
-        """Send an event to every subscriber and return it."""
+        """Send an event to every subscriber (then to the forwarders) and return it."""
         if declared_by(type) is None:
             raise ValueError(
                 f"undeclared event type {type!r} (declare it with prism_kernels.events.declare); "
@@ -102,12 +136,14 @@ class EventBus:
         event = Event(type, data)
         with self._lock:
             subs = list(self._subs.values())
+            forwarders = self._forwarders
             self.published[type] = self.published.get(type, 0) + 1
-        for cb in subs:
+        self._fan_out(subs, event)
+        for fwd in forwarders:
             try:
-                cb(event)
-            except Exception:  # a broken subscriber must not break the publisher
-                log.exception("event subscriber failed on %s", type)
+                fwd(event)
+            except Exception:  # a broken relay must not break the publisher
+                log.exception("event forwarder failed on %s", type)
         return event
 
     @property

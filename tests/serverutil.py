@@ -200,3 +200,15 @@ def login_cookies(url: str, role: str = "admin") -> list[dict]:
             for k in c.cookies.jar
             if k.name in (SESSION_COOKIE, "_xsrf")
         ]
+
+
+def wait_until(cond, timeout: float, what: str):
+    """Poll ``cond()`` every 0.2 s until it returns something truthy (returned); fail naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

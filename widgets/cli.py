@@ -21,8 +21,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from widgets.server.config import ConfigError, Settings
 
+    # one process of `prism serve --workers N` names itself in each line (they share a log)
+    worker = os.environ.get("PRISM_WORKER_INDEX")
+    where = f"[worker {worker}] " if worker and worker.isdigit() else ""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s"
     )
     # One access-log line per successful request costs more than /health itself; 4xx and 5xx
     # are still logged (Tornado logs them at WARNING and ERROR). /metrics counts everything.
@@ -39,10 +42,20 @@ def _serve(args: argparse.Namespace) -> int:
             data_dir=Path(args.data_dir) if args.data_dir else None,
             dashboards=False if args.no_dashboards else None,
             login_link=False if args.no_login_link else None,
+            processes=args.workers,
         )
-        from prism_kernels.backend import resolve_backend
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+        if settings.processes > 1:
+            from widgets.server.supervisor import check_store
 
-        resolve_backend()
+            problem = check_store(settings.store_url, settings.processes)
+            if problem:
+                raise ConfigError(problem)
+        else:  # (a supervisor of several processes leaves this to them)
+            from prism_kernels.backend import resolve_backend
+
+            resolve_backend()
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"prism serve: {exc}", file=sys.stderr)
         return 2
@@ -53,14 +66,19 @@ def _serve(args: argparse.Namespace) -> int:
             "Send it as 'Authorization: Bearer <key>'. Set PRISM_API_KEYS=key:role,... to choose keys.",
             flush=True,
         )
+    if settings.processes > 1:  # a supervisor of N `prism serve` processes, see its module
+        from widgets.server.supervisor import run_workers
+
+        return run_workers(settings, getattr(args, "serve_argv", []))
     from prism_kernels.backend import tune_host_allocator
-    from prism_kernels.store import StoreLocked
+    from prism_kernels.store import StoreLocked, StoreUnavailable
     from widgets.server.app import serve
 
     tune_host_allocator()  # batched kernels make multi-MB temporaries: keep them off the page-fault path
     try:
-        serve(settings, show=args.show)  # prints the URL (and the sign-in link) once it listens
-    except StoreLocked as exc:
+        # prints the URL (and the sign-in link) once it listens
+        serve(settings, show=args.show, reuse_port=args.reuse_port)
+    except (StoreLocked, StoreUnavailable) as exc:  # messages name no password
         print(f"prism serve: {exc}", file=sys.stderr, flush=True)
         return 3
     return 0
@@ -106,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--no-dashboards", action="store_true", help="API only")
     s.add_argument("--show", action="store_true", help="open a browser")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port (PRISM_WORKERS; default 1); more than one "
+        "needs PRISM_STORE_URL=postgresql://... and should have PRISM_REDIS_URL",
+    )
+    s.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen with SO_REUSEPORT beside other processes on the same port (what each "
+        "process of --workers runs with)",
+    )
     s.set_defaults(func=_serve)
 
     try:
@@ -118,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "serve":  # what --workers hands on to each of its processes
+        args.serve_argv = argv[argv.index("serve") + 1 :]
     return args.func(args)
 
 

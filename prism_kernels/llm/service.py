@@ -26,6 +26,8 @@ temperature, max_tokens); a repeated (exact) or near-identical (semantic, cosine
 ``cache_threshold`` between prompt embeddings) prompt is answered from the cache without
 calling the provider, with ``cached: true`` and ``cost_usd: 0`` (the ``tokens_used`` are those
 of the cached answer; nothing is added to usage). ``cache=False`` skips lookup and storage.
+Several server processes share one cache through their relay: :meth:`LlmService.on_cache_put`
+hands it each new entry, :meth:`LlmService.add_cache_record` takes in the entries of the others.
 Consensus and self-consistency samples always ask the models.
 
 Budgets: with ``PRISM_LLM_BUDGET_USD`` (or ``budget_usd``) a key id whose recorded cost reached
@@ -35,9 +37,11 @@ called; cache hits stay free and are still served.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +61,8 @@ MAX_SAMPLES = 32
 DEFAULT_SAMPLES = 5
 DEFAULT_CONSENSUS_MODELS = 5
 MAX_BATCH = 256
+
+log = logging.getLogger(__name__)
 
 
 class LlmService(DomainService):
@@ -131,6 +137,7 @@ class LlmService(DomainService):
         self.ledger = UsageLedger.from_records(
             usage_rows, prices=self._prices(), default_budget_usd=self.config.budget_usd
         )
+        self._cache_listeners: tuple[Callable[[dict[str, Any]], None], ...] = ()
         self.queries = 0
         self.cache_hits = 0
         self.provider_calls = 0
@@ -243,6 +250,44 @@ class LlmService(DomainService):
             "hits": 0,
         }
         self.cache_docs.put(key, row)
+        for callback in self._cache_listeners:
+            try:
+                callback(row)
+            except Exception:  # a broken listener (a relay) must not fail the query
+                log.exception("LLM cache listener failed")
+
+    # ------------------------------------------------------------------ shared cache
+
+    def on_cache_put(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback`` with each new cache row (the ``llm_cache`` document: key, scope,
+        prompt, value, created, last_used, hits) once it is stored; it must not block.
+
+        A relay uses it to carry the row to other processes (:meth:`add_cache_record` there).
+        """
+        self._cache_listeners = (*self._cache_listeners, callback)
+
+    def add_cache_record(self, row: Mapping[str, Any]) -> bool:
+        """Insert a cache row made by another process into this one's cache (memory only: its
+        maker stored it). Exact and semantic lookups find it; nothing is re-announced. Returns
+        False (and changes nothing) for a malformed row.
+        """
+        try:
+            scope = row["scope"]
+            model, prompt, value = scope["model"], row["prompt"], row["value"]
+            params = scope.get("params") or None
+            created = float(row["created"])
+            if not isinstance(prompt, str) or not isinstance(model, str):
+                return False
+            if not math.isfinite(created) or len(prompt) > MAX_PROMPT_CHARS:
+                return False
+            if params is not None and not isinstance(params, dict):
+                return False
+            self.cache.put(
+                model, prompt, value, params, embedding=self._embedding(prompt), created=created
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, PrismError):
+            return False
+        return True
 
     def _account(self, result: LlmResult, kid: str, request_id: str) -> float | None:
         """Record the provider's reported usage; the cost (USD) as the ledger priced it."""
@@ -315,10 +360,12 @@ class LlmService(DomainService):
         fallbacks: Sequence[str] | None = None,
         cache: bool = True,
         key: str | None = None,
-    ) -> dict[str, Any]:
+        stream: bool = False,
+    ) -> dict[str, Any] | Iterator[dict[str, Any]]:
         """One answer: ``text``, ``model_used``, ``tokens_used`` {prompt, completion, total},
         ``cost_usd``, ``latency_ms``, ``cached``, ``fallback_used`` (+ ``fallbacks``, ``id``,
-        ``key_id``, ``computation_time_ms``).
+        ``key_id``, ``computation_time_ms``). With ``stream=True``, the items of
+        :meth:`stream` instead (validated and budget-checked before it returns).
 
         Raises
         ------
@@ -330,6 +377,10 @@ class LlmService(DomainService):
         BudgetExceeded
             The key id spent its budget (only when the provider would be called).
         """
+        if stream:
+            return self.stream(
+                prompt, model, system_prompt, temperature, max_tokens, fallbacks, cache, key
+            )
         self._ready()
         mc = self._check(prompt, model, system_prompt, temperature, max_tokens, fallbacks)
         kid = key_id(key)

@@ -49,6 +49,9 @@ def ws_from(server: PrismServer, path: str, address: str = "127.0.0.1", **kw):
     return connect(f"ws://127.0.0.1:{server.port}{path}", sock=sock, open_timeout=10, **kw)
 
 
+PROXY = "127.0.0.9"  # a reverse proxy in front of the hardened server (PRISM_TRUSTED_PROXIES)
+
+
 @pytest.fixture(scope="module")
 def hard():
     """A server with small limits, so each can be reached in a few requests."""
@@ -62,6 +65,7 @@ def hard():
             "PRISM_METRICS_KEY": METRICS_KEY,
             "PRISM_MAX_SESSIONS": "4",
             "PRISM_MAX_SESSIONS_PER_CLIENT": "3",
+            "PRISM_TRUSTED_PROXIES": PROXY,
         },
     )
     srv.start()
@@ -520,6 +524,36 @@ def test_failed_keys_are_throttled_per_address(hard):
         assert (
             other.get("/api/v1/gpu/status", headers={"X-API-Key": KEYS["user"]}).status_code == 200
         )
+
+
+def test_clients_behind_a_trusted_proxy_are_throttled_apart(hard):
+    bad = {"Authorization": "Bearer not-a-real-key-456"}
+    good = {"X-API-Key": KEYS["user"]}
+    with from_address(hard, PROXY) as proxy:
+        # the proxy appends the address it saw; what a client wrote before it is ignored
+        guesser = {"X-Forwarded-For": "203.0.113.66, 198.51.100.7"}
+        statuses = [proxy.get("/api/v1/gpu/status", headers={**bad, **guesser}).status_code]
+        statuses += [
+            proxy.get(
+                "/api/v1/gpu/status",
+                headers={**bad, "X-Forwarded-For": f"10.{i}.0.1, 198.51.100.7"},
+            ).status_code
+            for i in range(24)
+        ]
+        assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}, statuses
+        # another client behind the same proxy, and the proxy itself, are not affected
+        other = {"X-Forwarded-For": "198.51.100.8"}
+        assert proxy.get("/api/v1/gpu/status", headers={**good, **other}).status_code == 200
+        assert proxy.get("/api/v1/gpu/status", headers=good).status_code == 200
+    # a client that is not a trusted proxy cannot choose its address with the header
+    with from_address(hard, "127.0.0.8") as spoofer:
+        statuses = [
+            spoofer.get(
+                "/api/v1/gpu/status", headers={**bad, "X-Forwarded-For": f"192.0.2.{i}"}
+            ).status_code
+            for i in range(24)
+        ]
+        assert set(statuses[20:]) == {429}, statuses
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> bool:

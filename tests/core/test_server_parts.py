@@ -224,3 +224,37 @@ def test_metrics_labels_only_from_known_values():
     text = m.render().decode()
     assert "M1" not in text and 'method="OTHER"' in text
     assert text.count("http_requests_total{") == 2
+
+
+def test_client_ip_behind_trusted_proxies():
+    from widgets.server.security import client_ip, parse_networks
+
+    trusted = parse_networks("10.0.0.0/8, 192.168.1.7")
+    assert client_ip("10.1.2.3", "198.51.100.7", trusted) == "198.51.100.7"
+    # rightmost untrusted hop; what the client wrote to the left is ignored
+    assert client_ip("10.1.2.3", "6.6.6.6, 198.51.100.7, 10.9.9.9", trusted) == "198.51.100.7"
+    # every hop trusted: the leftmost
+    assert client_ip("192.168.1.7", "10.0.0.5, 10.0.0.6", trusted) == "10.0.0.5"
+    # an untrusted peer is the client whatever it sends; no header, no trust: the peer
+    assert client_ip("198.51.100.9", "10.0.0.1", trusted) == "198.51.100.9"
+    assert client_ip("10.1.2.3", None, trusted) == "10.1.2.3"
+    assert client_ip("10.1.2.3", "198.51.100.7", []) == "10.1.2.3"
+    # garbage where an address should be: the proxy's own address
+    assert client_ip("10.1.2.3", "not-an-ip", trusted) == "10.1.2.3"
+    assert client_ip("10.1.2.3", "2001:db8::1", trusted) == "2001:db8::1"
+    with pytest.raises(ValueError, match="nope"):
+        parse_networks("10.0.0.0/8, nope")
+
+
+def test_trusted_proxies_setting():
+    from widgets.server.config import ConfigError, Settings
+
+    s = Settings.from_env(
+        {"PRISM_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1", "PRISM_API_KEYS": "key-12345678:admin"}
+    )
+    assert [str(n) for n in s.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32"]
+    assert Settings.from_env({"PRISM_API_KEYS": "key-12345678:admin"}).trusted_proxies == []
+    with pytest.raises(ConfigError, match="PRISM_TRUSTED_PROXIES"):
+        Settings.from_env(
+            {"PRISM_TRUSTED_PROXIES": "10.0.0.0/33", "PRISM_API_KEYS": "key-12345678:admin"}
+        )

@@ -13,6 +13,7 @@ the API's keys (:mod:`widgets.server.dashboards`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import html
@@ -34,7 +35,7 @@ from prism_kernels import backend as B
 from prism_kernels import compiled
 from prism_kernels.gpu_service import GpuService
 from prism_kernels.runtime import Runtime, set_runtime
-from prism_kernels.store import Store
+from prism_kernels.store import open_store
 from prism_kernels.system import system_readings
 from widgets.server.auth import KeyTable, MissingKey, authorize, extract_key, key_id
 from widgets.server.config import Settings
@@ -70,9 +71,11 @@ from widgets.server.routing import (
     parse_body,
 )
 from widgets.server.security import log_request, security_headers, security_transform
+from widgets.server.shared_state import SharedState
 from widgets.server.websocket import EventSocket, Hub
 
 log = logging.getLogger("prism.server")
+IO_THREADS = 64  # requests waiting on network peers at once (LLM calls, streams)
 
 SERVER_ROUTES = RouteGroup("server", "The server itself", prefix=API_PREFIX)
 
@@ -99,18 +102,27 @@ class ServerApp:
 
         self.settings = settings
         if runtime is None:
-            store = (
-                Store(settings.data_dir / "prism.sqlite")
-                if settings.data_dir
-                else Store(":memory:")
-            )
-            runtime = Runtime(store)
+            # PRISM_STORE_URL (SQLite or PostgreSQL), else the SQLite file under data_dir.
+            runtime = Runtime(open_store(settings.store_url, settings.data_dir))
         self.runtime = set_runtime(runtime)
         self.metrics = ServerMetrics()
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        # With PRISM_REDIS_URL: limits, events, the LLM cache and fleet figures are shared.
+        self.shared = (
+            SharedState(settings.redis_url, self.runtime, self.metrics)
+            if settings.redis_url
+            else None
+        )
+        self.limiter = (
+            self.shared.limiter(settings.rate_limit, settings.rate_burst)
+            if self.shared is not None
+            else RateLimiter(settings.rate_limit, settings.rate_burst)
+        )
         self.throttle = FailureThrottle(settings.auth_fail_burst, settings.auth_fail_per_s)
         self.keys = KeyTable(settings.api_keys)
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="prism-compute")
+        # Handlers that mostly wait on a network peer (LLM providers) and streamed answers:
+        # threads of their own, so a slow provider never holds a compute thread.
+        self.io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="prism-io")
         self.session_pool = ThreadPoolExecutor(
             settings.session_workers, thread_name_prefix="prism-session"
         )
@@ -134,7 +146,7 @@ class ServerApp:
         self.dashboards: list[dict[str, str]] = []
         self.dashboard_apps: list[DashboardApp] = []
         self._callbacks: list[PeriodicCallback] = []
-        self.runtime.bus.subscribe(lambda e: self.metrics.events.labels(e.type).inc())
+        self.runtime.bus.subscribe(self.metrics.count_event)
         info = B.describe()
         self.metrics.backend.labels(info["backend"], info["device"]).set(
             1.0 if info["gpu"] else 0.0
@@ -166,10 +178,11 @@ class ServerApp:
         except ApiError:
             self.throttle.failed(client)
             raise
-        decision = self.limiter.check(key)
+        identity = key_id(key)  # buckets by the key's hash: no key is kept (or sent to Redis)
+        decision = self.limiter.check(identity)
         handler._headers.update(decision.headers())  # our own integers: nothing to check
         if not decision.allowed:
-            self.metrics.rate_refusals.inc()
+            self.metrics.count_rate_refusal()
             raise ApiError(
                 429,
                 f"rate limit of {self.settings.rate_limit:g} requests/s per key exceeded; "
@@ -181,7 +194,7 @@ class ServerApp:
                     "burst": self.settings.rate_burst,
                 },
             )
-        return role, key_id(key)
+        return role, identity
 
     def check_metrics_access(self, handler: web.RequestHandler) -> None:
         """``/metrics`` is public unless ``PRISM_METRICS_KEY`` is set; then it needs that key
@@ -264,7 +277,7 @@ class ServerApp:
                 self.in_flight -= 1
                 self.metrics.in_flight.set(self.in_flight)
 
-        fut = loop.run_in_executor(self.executor, run)
+        fut = loop.run_in_executor(self.io_pool if route.waits else self.executor, run)
         try:
             return await asyncio.wait_for(fut, route.timeout_s)
         except TimeoutError:
@@ -313,6 +326,8 @@ class ServerApp:
 
     def start_background(self, loop: IOLoop) -> None:
         self.hub.start(loop)
+        if self.shared is not None:
+            self.shared.start(websocket_count=lambda: len(self.hub.clients))
         loop.asyncio_loop.set_exception_handler(quiet_disconnects)
         self.sample_utilization()
         for fn, every_s in (
@@ -327,7 +342,10 @@ class ServerApp:
         for cb in self._callbacks:
             cb.stop()
         self.hub.stop()
+        if self.shared is not None:
+            self.shared.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.io_pool.shutdown(wait=False, cancel_futures=True)
         self.session_pool.shutdown(wait=False, cancel_futures=True)
         self.runtime.close()
 
@@ -477,12 +495,18 @@ def tornado_routes() -> list[tuple]:
 
 
 def build_server(
-    settings: Settings, show: bool = False, loop: IOLoop | None = None, verbose: bool = True
+    settings: Settings,
+    show: bool = False,
+    loop: IOLoop | None = None,
+    verbose: bool = True,
+    binding: Any = None,
 ) -> tuple[ServerApp, Any]:
     """The :class:`ServerApp` and the (not yet started) Panel/Bokeh server carrying its routes.
 
     ``loop`` is the IOLoop it runs on (default: the current one); :func:`serve` runs it in the
-    foreground, :mod:`widgets.server.background` in a thread of a notebook.
+    foreground, :mod:`widgets.server.background` in a thread of a notebook. ``binding`` (a
+    :class:`~widgets.server.supervisor.ReusePortBinding`) makes the server bind its port
+    beside other processes, listening only once ``binding.listen()`` is called.
     """
     import panel as pn
 
@@ -505,27 +529,28 @@ def build_server(
     extra: dict[str, Any] = {}
     if settings.auth and apps:
         extra["auth_provider"] = CookieAuth(app.cookies)
-    server = pn.serve(
-        apps,
-        port=settings.port,
-        address=settings.address,
-        show=show,
-        start=False,
-        loop=loop,
-        verbose=verbose,
-        extra_patterns=[],
-        websocket_origin=origins,
-        websocket_max_message_size=max(settings.max_body_bytes, 20 * 2**20),
-        secret_key=settings.cookie_secret,
-        sign_sessions=True,
-        transforms=[security_transform(settings.cors_origins)],
-        log_function=log_request,
-        http_server_kwargs={
-            "idle_connection_timeout": settings.header_timeout_s,
-            "body_timeout": settings.body_timeout_s,
-        },
-        **extra,
-    )
+    with binding if binding is not None else contextlib.nullcontext():
+        server = pn.serve(
+            apps,
+            port=settings.port,
+            address=settings.address,
+            show=show,
+            start=False,
+            loop=loop,
+            verbose=verbose,
+            extra_patterns=[],
+            websocket_origin=origins,
+            websocket_max_message_size=max(settings.max_body_bytes, 20 * 2**20),
+            secret_key=settings.cookie_secret,
+            sign_sessions=True,
+            transforms=[security_transform(settings.cors_origins, settings.trusted_proxies)],
+            log_function=log_request,
+            http_server_kwargs={
+                "idle_connection_timeout": settings.header_timeout_s,
+                "body_timeout": settings.body_timeout_s,
+            },
+            **extra,
+        )
     tornado_app = server._tornado  # the Tornado application Bokeh built
     # Our routes go in front of Bokeh's: they are matched first (fast for /health and the API)
     # and no dashboard route can shadow them.
@@ -566,13 +591,18 @@ def startup_lines(app: ServerApp) -> list[str]:
     return lines
 
 
-def serve(settings: Settings, show: bool = False) -> None:
+def serve(settings: Settings, show: bool = False, reuse_port: bool = False) -> None:
     """Start the server and block until it is stopped (Ctrl-C or SIGTERM).
 
-    Raises :class:`~prism_kernels.store.StoreLocked` when another server holds the data
-    directory.
+    With ``reuse_port`` it listens beside other processes on the same port (``SO_REUSEPORT``,
+    one process of ``prism serve --workers``, :mod:`widgets.server.supervisor`), and only once
+    it is ready to serve. Raises :class:`~prism_kernels.store.StoreLocked` when another
+    server holds the data directory.
     """
-    app, server = build_server(settings, show=show)
+    from widgets.server.supervisor import ReusePortBinding
+
+    binding = ReusePortBinding() if reuse_port else None
+    app, server = build_server(settings, show=show, binding=binding)
     # Bokeh validates each new document on the event loop; the dashboards validate theirs
     # when they are built, in the session pool.
     bokeh_settings.perform_document_validation.set_value(False)
@@ -594,6 +624,8 @@ def serve(settings: Settings, show: bool = False) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    if binding is not None:
+        binding.listen()
     server.start()
     kernels = compiled.warm_in_background()
     print("\n".join(startup_lines(app)), flush=True)

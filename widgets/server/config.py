@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from widgets.server.security import parse_networks
+
 ROLES = ("admin", "user", "readonly")
 
 
@@ -74,7 +76,10 @@ class Settings:
     - ``store_url`` [``PRISM_STORE_URL``]: ``sqlite:///path`` or ``postgresql://...``; unset,
       the SQLite file under ``data_dir`` (in memory without one);
     - ``redis_url`` [``PRISM_REDIS_URL``]: Redis shared by every process for rate limits,
-      events, the LLM cache and fleet-wide metrics; unset, all of it stays in the process.
+      events, the LLM cache and fleet-wide metrics; unset, all of it stays in the process;
+    - ``trusted_proxies`` [``PRISM_TRUSTED_PROXIES``, comma-separated addresses or CIDRs]: the
+      reverse proxies (an ingress, a load balancer) whose ``X-Forwarded-For`` names the client;
+      none by default (every connection's own address is its client's).
     """
 
     address: str = "127.0.0.1"
@@ -91,6 +96,7 @@ class Settings:
     processes: int = 1
     store_url: str | None = None
     redis_url: str | None = None
+    trusted_proxies: list = field(default_factory=list)  # ipaddress networks
     status_interval_s: float = 5.0
     dashboards: bool = True
     cors_origins: list[str] = field(default_factory=list)
@@ -126,6 +132,10 @@ class Settings:
         s.store_url = env.get("PRISM_STORE_URL") or None
         s.redis_url = env.get("PRISM_REDIS_URL") or None
         s.processes = _positive_int(env, "PRISM_WORKERS", s.processes)
+        try:
+            s.trusted_proxies = parse_networks(env.get("PRISM_TRUSTED_PROXIES", ""))
+        except ValueError as exc:
+            raise ConfigError(f"PRISM_TRUSTED_PROXIES: {exc}") from None
         s.backend = env.get("PRISM_BACKEND", s.backend) or "numpy"
         s.cors_origins = parse_origins(env.get("PRISM_CORS_ORIGINS", ""))
         s.metrics_key = env.get("PRISM_METRICS_KEY") or None

@@ -3,9 +3,16 @@
 Every label value comes from a closed set the server knows (route templates, the HTTP methods
 it serves, the statuses it answers, declared event types), never from what a client sent:
 a client inventing methods or paths cannot grow ``/metrics``.
+
+With ``PRISM_REDIS_URL`` the server also counts requests, rate-limit refusals and events
+fleet-wide (:meth:`ServerMetrics.attach_fleet`, :mod:`widgets.server.redis_metrics`): the same
+labels, summed over every process in Redis, rendered as ``prism_fleet_*`` beside
+``prism_redis_up`` and ``prism_redis_fallbacks_total``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -87,6 +94,27 @@ class ServerMetrics:
             registry=r,
         )
         self._children: dict[tuple[str, str, int], tuple] = {}
+        self.fleet: Any = None  # FleetMetrics, with PRISM_REDIS_URL
+
+    def attach_fleet(self, fleet: Any, collector: Any) -> None:
+        """Count fleet-wide too (``fleet.count(kind, *labels)``) and render ``collector``."""
+        self.fleet = fleet
+        self.registry.register(collector)
+
+    def count_rate_refusal(self) -> None:
+        """One request refused by the rate limit."""
+        self.rate_refusals.inc()
+        if self.fleet is not None:
+            self.fleet.count("rate_refusals")
+
+    def count_event(self, event: Any) -> None:
+        """One event published in this process (a bus subscriber; events delivered from other
+        processes, with an ``origin``, are counted where they were published)."""
+        if getattr(event, "origin", ""):
+            return
+        self.events.labels(event.type).inc()
+        if self.fleet is not None:
+            self.fleet.count("events", event.type)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request under ``route`` (a template the caller knows, never a raw path)."""
@@ -106,6 +134,10 @@ class ServerMetrics:
                 self._children[key] = child
         child[0].inc()
         child[1].observe(seconds)
+        if self.fleet is not None:
+            self.fleet.count(
+                "requests", route, method if method in METHODS else "OTHER", str(status)
+            )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

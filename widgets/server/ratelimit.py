@@ -18,6 +18,18 @@ class Decision:
     reset_s: float  # seconds until the bucket is full again
     retry_after_s: float  # seconds until one token is available (0 when allowed)
 
+    @classmethod
+    def of_bucket(cls, allowed: bool, tokens: float, burst: float, rate: float) -> Decision:
+        """The decision of a token bucket holding ``tokens`` after the check (``burst`` at
+        most, refilled at ``rate`` a second)."""
+        return cls(
+            allowed,
+            int(burst),
+            int(tokens),
+            (burst - tokens) / rate,
+            0.0 if allowed else (1.0 - tokens) / rate,
+        )
+
     def headers(self) -> dict[str, str]:
         h = {
             "X-RateLimit-Limit": str(self.limit),
@@ -51,13 +63,7 @@ class RateLimiter:
             else:
                 self.refused += 1
             self._buckets[key] = (tokens, now)
-        return Decision(
-            allowed,
-            int(self.burst),
-            int(tokens),
-            (self.burst - tokens) / self.rate,
-            0.0 if allowed else (1.0 - tokens) / self.rate,
-        )
+        return Decision.of_bucket(allowed, tokens, self.burst, self.rate)
 
 
 class FailureThrottle:

@@ -88,6 +88,7 @@ class Route:
     role: str = "user"  # the lowest role allowed: readonly (GET), user, admin
     auth: bool = True
     offload: bool = True  # run in the executor (False only for trivial, non-blocking handlers)
+    waits: bool = False  # mostly waits on a network peer: runs in the I/O pool, not the executor
     timeout_s: float | None = 120.0
     example: dict[str, Any] | None = None  # a request body that works, shown in OpenAPI and tested
     path_params: list[str] = field(default_factory=list)

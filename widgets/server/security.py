@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from tornado import web
@@ -67,17 +69,74 @@ def security_headers(frame_origins: list[str]) -> dict[str, str]:
     }
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> list[Network]:
+    """``"10.0.0.0/8, 192.168.1.7"`` -> the networks (an address is a /32 or /128).
+
+    Raises ``ValueError`` naming the entry that is not an address or network.
+    """
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network (CIDR)") from None
+    return out
+
+
+def _trusted(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address behind trusted reverse proxies.
+
+    ``peer`` is the address the connection came from. Only when it is a trusted proxy is
+    ``X-Forwarded-For`` read, from the right (each proxy appends the address it saw), skipping
+    trusted proxies: the first address that is not one is the client. Anything left of it was
+    written by the client and is ignored, so a client cannot choose its address; a peer that is
+    not trusted is the client itself, whatever headers it sends.
+    """
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage where an address should be: keep the proxy's
+    return hops[0] if hops else peer
+
+
 class SecurityHeaders(web.OutputTransform):
     """Adds :attr:`headers` and an ``X-Request-Id`` to every response that has not set its
     own (the API's handlers set theirs, see :data:`API_HEADERS`); drops ``Server``.
 
-    Made per server by :func:`security_transform` (the headers depend on its settings).
+    Made per server by :func:`security_transform` (the headers depend on its settings). It
+    is made for every request before its handler runs, so it is also where a request from a
+    trusted proxy gets its client's address (:func:`client_ip`): failed-sign-in throttles,
+    session caps and logs then count clients, not the proxy.
     """
 
     headers: tuple[tuple[str, str], ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
 
     def __init__(self, request: Any) -> None:
         self.request = request
+        if self.trusted_proxies:
+            request.remote_ip = client_ip(
+                request.remote_ip, request.headers.get("X-Forwarded-For"), self.trusted_proxies
+            )
 
     def transform_first_chunk(
         self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
@@ -95,12 +154,17 @@ class SecurityHeaders(web.OutputTransform):
         return chunk
 
 
-def security_transform(frame_origins: list[str]) -> type[SecurityHeaders]:
-    """A :class:`SecurityHeaders` transform carrying this server's headers."""
+def security_transform(
+    frame_origins: list[str], trusted_proxies: Sequence[Network] = ()
+) -> type[SecurityHeaders]:
+    """A :class:`SecurityHeaders` transform carrying this server's headers and proxies."""
     return type(
         "PrismSecurityHeaders",
         (SecurityHeaders,),
-        {"headers": tuple(security_headers(frame_origins).items())},
+        {
+            "headers": tuple(security_headers(frame_origins).items()),
+            "trusted_proxies": tuple(trusted_proxies),
+        },
     )
 
 

@@ -55,7 +55,6 @@ MAX_PENDING = 1000
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_DEPTH = 16
 MAX_LLM_STREAMS = 4  # concurrent LlmStream requests per socket
-STREAM_THREADS = 16  # threads producing streamed answers (WebSocket LLM streams, SSE), for all
 MAX_REQUEST_ID = 128
 # LlmStream fields handed to LlmService.stream, with the JSON types each accepts.
 LLM_STREAM_FIELDS: dict[str, tuple[type, ...]] = {
@@ -78,20 +77,13 @@ class Hub:
         self.per_key: Counter[str] = Counter()  # identity (key hash or address) -> open sockets
         self.loop: IOLoop | None = None
         self.token: int | None = None
-        self._stream_pool: ThreadPoolExecutor | None = None
-        self._stream_lock = threading.Lock()
 
     @property
     def stream_pool(self) -> ThreadPoolExecutor:
-        """Threads that produce streamed answers, LLM streams on a socket and server-sent events
-        alike (made on first use: most servers never stream). Not the compute executor: a
-        stream holds its thread for as long as the provider takes."""
-        with self._stream_lock:
-            if self._stream_pool is None:
-                self._stream_pool = ThreadPoolExecutor(
-                    STREAM_THREADS, thread_name_prefix="prism-stream"
-                )
-            return self._stream_pool
+        """Threads that produce streamed answers, LLM streams on a socket and server-sent
+        events alike: the server's I/O pool (not the compute executor: a stream holds its
+        thread for as long as the provider takes)."""
+        return self.app.io_pool
 
     def add(self, client: EventSocket) -> None:
         if client not in self.clients:
@@ -116,10 +108,6 @@ class Hub:
         if self.token is not None:
             self.app.runtime.bus.unsubscribe(self.token)
             self.token = None
-        with self._stream_lock:
-            pool, self._stream_pool = self._stream_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
 
     def _on_event(self, event: Event) -> None:
         # Called from any thread (executor threads publish); hop to the loop.

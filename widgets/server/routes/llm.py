@@ -150,6 +150,7 @@ class QueryRequest(ApiModel):
             "fallbacks": self.fallbacks,
             "cache": self.cache,
             "key": _key_of(req),
+            "stream": self.stream,
         }
 
 
@@ -210,6 +211,7 @@ EXAMPLE_QUERY = {"prompt": "What is the capital of France?", "max_tokens": 64}
 @ROUTES.post(
     "/query",
     request=QueryRequest,
+    waits=True,
     response=QueryResult,
     example=EXAMPLE_QUERY,
     summary="Ask one model (with fallbacks and the response cache)",
@@ -220,10 +222,10 @@ EXAMPLE_QUERY = {"prompt": "What is the capital of France?", "max_tokens": 64}
     "provider configured: 503 naming the variables to set; budget spent: 402.",
 )
 def query(req: Request) -> dict | EventStream:
-    service = req.service(LlmService)
-    if req.body.stream:  # validated (and budget-checked) here; the stream starts when read
-        return EventStream(_sse_frames(service.stream(**req.body.args(req)), req.request_id))
-    return service.query(**req.body.args(req))
+    answer = req.service(LlmService).query(**req.body.args(req))
+    if req.body.stream:  # validated (and budget-checked) already; the stream starts when read
+        return LlmFrame.event_stream(answer, req.request_id)
+    return answer
 
 
 query.extra_statuses = BUDGET
@@ -267,17 +269,29 @@ DONE_FIELDS = (
 )
 
 
-def _sse_frames(items: Iterator[dict[str, Any]], request_id: str) -> Iterator[tuple[str, dict]]:
-    """``(event name, frame)`` pairs of one streamed answer; closing this closes the stream."""
-    index = 0
-    try:
-        for item in items:
-            frame = stream_frame(item, request_id, index)
-            if frame["type"] == "LlmChunk":
-                index += 1
-            yield frame["type"], frame
-    finally:
-        items.close()  # the client went away: stop reading from the provider
+class LlmFrame(ApiResponse):
+    """One frame of a streamed answer, as server-sent events and WebSocket frames carry it
+    (:func:`stream_frame`)."""
+
+    type: str = Field(description="LlmChunk, LlmFallback or LlmDone")
+    request_id: str
+
+    @classmethod
+    def event_stream(cls, items: Iterator[dict[str, Any]], request_id: str) -> EventStream:
+        """The items of :meth:`LlmService.stream` as server-sent events."""
+
+        def frames() -> Iterator[tuple[str, dict[str, Any]]]:
+            index = 0
+            try:
+                for item in items:
+                    frame = stream_frame(item, request_id, index)
+                    if frame["type"] == "LlmChunk":
+                        index += 1
+                    yield frame["type"], frame
+            finally:
+                items.close()  # the client went away: stop reading from the provider
+
+        return EventStream(frames())
 
 
 # ---------------------------------------------------------------- consensus
@@ -419,6 +433,7 @@ EXAMPLE_CONSENSUS = {
 
 @ROUTES.post(
     "/consensus",
+    waits=True,
     request=ConsensusRequest,
     response=ConsensusResult,
     example=EXAMPLE_CONSENSUS,
@@ -492,6 +507,7 @@ EXAMPLE_BATCH = {
 
 @ROUTES.post(
     "/batch",
+    waits=True,
     request=BatchRequest,
     response=BatchResult,
     example=EXAMPLE_BATCH,
@@ -549,6 +565,7 @@ class ModelList(ApiResponse):
 @ROUTES.get(
     "/models",
     response=ModelList,
+    waits=True,
     summary="Configured and discovered models with provider, prices and live latency",
 )
 def models(req: Request) -> list:

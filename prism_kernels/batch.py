@@ -15,7 +15,8 @@ From a script (``prism batch`` is a thin command line over this)::
     result.table                           # one row per run: parameters, status, recorded values
 
 :func:`run_batch` expands the parameter grid, runs one papermill execution per point as a Dask
-task (on a ``LocalCluster`` by default, or on a running scheduler), keeps every output
+task (on a ``LocalCluster`` by default, or on a running scheduler: ``scheduler=`` or
+``PRISM_DASK_SCHEDULER``), keeps every output
 notebook, writes one table (CSV and Parquet) and reports failed runs without losing the others.
 No web or UI library is imported here.
 """
@@ -373,19 +374,22 @@ def results_table(runs: list[RunResult]) -> Any:
 
 
 def _client(scheduler: str | None, workers: int | None, n_runs: int) -> tuple[Any, Any]:
-    from distributed import Client, LocalCluster
+    """A client of ``scheduler`` (default ``PRISM_DASK_SCHEDULER``), else of a new local
+    cluster (returned too, to be closed)."""
+    from distributed import Client
 
+    from prism_kernels.distributed import local_cluster, redact, scheduler_address
+
+    scheduler = scheduler or scheduler_address()
     if scheduler:
-        return Client(scheduler, timeout="30s"), None
-    n = workers or max(1, min(4, n_runs))
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=40,
-    )
+        try:
+            return Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError) as exc:
+            raise OSError(
+                f"the Dask scheduler at {redact(scheduler)} cannot be reached: "
+                f"{type(exc).__name__}: {redact(str(exc))[:200]}"
+            ) from None
+    cluster = local_cluster(n_workers=workers or max(1, min(4, n_runs)))
     return Client(cluster), cluster
 
 
@@ -413,7 +417,8 @@ def run_batch(
         Gets ``<stem>__NNN_<params>.ipynb`` per run, ``results.csv`` and ``results.parquet``.
     scheduler : str, optional
         ``tcp://host:port`` of a running ``dask scheduler`` (its workers must see the paths);
-        default: a ``LocalCluster`` of ``workers`` processes on 127.0.0.1, closed afterwards.
+        default: ``PRISM_DASK_SCHEDULER`` when set, else a ``LocalCluster`` of ``workers``
+        processes on 127.0.0.1, closed afterwards.
     progress : bool or callable
         ``True``: a tqdm bar on stderr; a callable is called with each finished :class:`RunResult`.
 

@@ -4,6 +4,7 @@
 
     prism batch notebooks/01_quickstart.ipynb -p size 128 --grid grid.yaml --workers 2 --out runs/
     prism batch notebooks/01_quickstart.ipynb --grid grid.yaml --scheduler tcp://127.0.0.1:8786
+    PRISM_DASK_SCHEDULER=tcp://127.0.0.1:8786 prism batch notebooks/01_quickstart.ipynb --grid grid.yaml
 
 Exit status: 0 when every run succeeded, 1 when one or more failed, 2 on a usage error.
 """
@@ -43,7 +44,7 @@ def add_batch_parser(
     b.add_argument(
         "--scheduler",
         help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
-        "(default: a local cluster)",
+        "(default: $PRISM_DASK_SCHEDULER when set, else a local cluster)",
     )
     b.add_argument(
         "--workers",

@@ -575,6 +575,13 @@ def monte_carlo_var(
     ``torch.Generator``, CuPy's RandomState): the same seed gives the same numbers on one
     backend, not across backends.
 
+    The paths form scenario blocks of :data:`MC_BLOCK_PATHS` (262,144), each drawn from its
+    own stream: the first from ``seed`` itself (so up to one block the numbers are those of a
+    single stream), block ``b`` from ``numpy.random.SeedSequence(seed).spawn(b)[b - 1]``. The
+    blocks depend on ``n_paths`` only, not on ``chunk_size`` or where they run: with
+    ``PRISM_DASK_SCHEDULER`` set (NumPy inputs), each block is one Dask task
+    (:mod:`prism_kernels.distributed`) and the result is the same as in process.
+
     Parameters
     ----------
     weights : array (n,) or (k, n)
@@ -634,28 +641,38 @@ def monte_carlo_var(
     if chunk_size is None:
         chunk_size = max(1024, int(max_chunk_bytes // (8 * n * (2 if compound else 1) + 8)))
     chunk_size = int(min(chunk_size, n_paths))
-    gen = _rng(cov, seed)
-    t_scale = math.sqrt((float(dof) - 2.0) / float(dof)) if dist == "t" else 1.0
-    Lt = mT(L)
-    Wt = mT(W)
-    parts = []
-    done = 0
-    while done < n_paths:
-        m = min(chunk_size, n_paths - done)
-        acc = None
-        for _ in range(h):
-            z = _standard_normal(gen, (m, n), cov)
-            if dist == "t":
-                chi = _chisquare(gen, float(dof), m, cov)
-                z = z * (t_scale / xp.sqrt(chi / float(dof)))[:, None]
-            r = xp.matmul(z, Lt) + mu[None, :]
-            if compound:
-                acc = 1.0 + r if acc is None else acc * (1.0 + r)
-            else:
-                acc = r if acc is None else acc + r
-        port = xp.matmul(acc - 1.0, Wt) if compound else xp.matmul(acc, Wt)  # (m, k)
-        parts.append(port)
-        done += m
+    # Scenario blocks of MC_BLOCK_PATHS paths, each with its own random stream (block 0: the
+    # seed's own generator; block b > 0: the seed's spawned child b - 1). The split depends on
+    # n_paths alone, so the numbers are the same in process and as Dask tasks (NumPy inputs
+    # with PRISM_DASK_SCHEDULER set: one task per block; device arrays stay on their device).
+    block_seed = (
+        int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        if seed is None
+        else check_seed(seed)
+    )
+    calls = [
+        (
+            _mc_block,
+            (L, mu, W),
+            {
+                "paths": len(r),
+                "chunk_size": chunk_size,
+                "horizon": h,
+                "seed": block_seed,
+                "block": b,
+                "dist": dist,
+                "dof": None if dof is None else float(dof),
+                "compound": bool(compound),
+            },
+        )
+        for b, r in enumerate(_blocks(n_paths))
+    ]
+    if backend_name(cov) == "numpy":
+        from prism_kernels.distributed import run_calls
+
+        parts = run_calls(calls, desc="monte-carlo-var")
+    else:
+        parts = [fn(*args, **kwargs) for fn, args, kwargs in calls]
     P = xp.concat(parts, axis=0) if len(parts) > 1 else parts[0]
     p = 1.0 - c
     s = xp.sort(P, axis=0, stable=False)
@@ -673,6 +690,81 @@ def monte_carlo_var(
         var, cvar, se = var[0], cvar[0], se[0]
         interval = (interval[0][0], interval[1][0])
     return MonteCarloVaR(var, cvar, se, interval, n_paths, h, seed, dist, bool(compound))
+
+
+MC_BLOCK_PATHS = 2**18
+"""Monte Carlo paths per scenario block (one random stream, one Dask task each)."""
+
+
+def _blocks(n_paths: int) -> list[range]:
+    """The scenario blocks of ``n_paths`` paths: consecutive ranges of ``MC_BLOCK_PATHS``."""
+    return [
+        range(lo, min(lo + MC_BLOCK_PATHS, n_paths)) for lo in range(0, n_paths, MC_BLOCK_PATHS)
+    ]
+
+
+def _block_rng(xp_like: Any, seed: int, block: int) -> Any:
+    """The generator of scenario block ``block``: block 0 draws from ``seed`` itself (as a
+    single-block run always has), block ``b > 0`` from ``SeedSequence(seed).spawn(...)[b - 1]``."""
+    if block == 0:
+        return _rng(xp_like, seed)
+    ss = np.random.SeedSequence(seed, spawn_key=(block - 1,))
+    word = int(ss.generate_state(1, np.uint64)[0])
+    name = backend_name(xp_like)
+    if name == "torch":
+        import torch
+
+        g = torch.Generator(device=device_of(xp_like))
+        g.manual_seed(word)
+        return ("torch", g, np.random.default_rng(ss))
+    if name == "cupy":
+        import cupy
+
+        return ("cupy", cupy.random.RandomState(word), np.random.default_rng(ss))
+    return ("numpy", np.random.default_rng(ss), None)
+
+
+def _mc_block(
+    L: Any,
+    mu: Any,
+    W: Any,
+    *,
+    paths: int,
+    chunk_size: int,
+    horizon: int,
+    seed: int,
+    block: int,
+    dist: str,
+    dof: float | None,
+    compound: bool,
+) -> Any:
+    """Portfolio returns ``(paths, k)`` of one scenario block (:func:`monte_carlo_var`), drawn
+    from the block's own stream in memory chunks of ``chunk_size`` paths."""
+    xp = get_namespace(L)
+    gen = _block_rng(L, seed, block)
+    n = L.shape[0]
+    t_scale = math.sqrt((float(dof) - 2.0) / float(dof)) if dist == "t" else 1.0
+    Lt = mT(L)
+    Wt = mT(W)
+    parts = []
+    done = 0
+    while done < paths:
+        m = min(chunk_size, paths - done)
+        acc = None
+        for _ in range(horizon):
+            z = _standard_normal(gen, (m, n), L)
+            if dist == "t":
+                chi = _chisquare(gen, float(dof), m, L)
+                z = z * (t_scale / xp.sqrt(chi / float(dof)))[:, None]
+            r = xp.matmul(z, Lt) + mu[None, :]
+            if compound:
+                acc = 1.0 + r if acc is None else acc * (1.0 + r)
+            else:
+                acc = r if acc is None else acc + r
+        port = xp.matmul(acc - 1.0, Wt) if compound else xp.matmul(acc, Wt)  # (m, k)
+        parts.append(port)
+        done += m
+    return xp.concat(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
 def _like(x: Any, ref: Any) -> Any:

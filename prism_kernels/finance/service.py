@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from prism_kernels import distributed
 from prism_kernels.errors import Infeasible, InvalidInput, NotFound, Unavailable
 from prism_kernels.finance import data, estimators, holdings
 from prism_kernels.finance import risk as _risk
@@ -424,11 +425,26 @@ class FinanceService(DomainService):
         c = replace(c, max_total_risk=None)
         with self.timed("frontier") as t:
             m = self._moments(assets, **market)
-            fr = efficient_frontier(m.mu, m.cov, int(points), c, risk_free_rate).to_dict()
-            ends = {
-                obj: self._corner(m, obj, c, risk_free_rate)
-                for obj in ("min_volatility", "max_sharpe")
-            }
+            if distributed.scheduler_address() is None:
+                fr = efficient_frontier(m.mu, m.cov, int(points), c, risk_free_rate).to_dict()
+                ends = {
+                    obj: self._corner(m, obj, c, risk_free_rate)
+                    for obj in ("min_volatility", "max_sharpe")
+                }
+            else:
+                # three Dask tasks: the frontier (its points stay one batched solve: they share
+                # the solver's step size, so splitting them would move the answers) and the
+                # two corner portfolios
+                fr, lo, hi = distributed.run_calls(
+                    [
+                        (efficient_frontier, (m.mu, m.cov, int(points), c, risk_free_rate), {}),
+                        (self._corner, (m, "min_volatility", c, risk_free_rate), {}),
+                        (self._corner, (m, "max_sharpe", c, risk_free_rate), {}),
+                    ],
+                    desc="frontier",
+                )
+                fr = fr.to_dict()
+                ends = {"min_volatility": lo, "max_sharpe": hi}
         pts = []
         for r, v, s, w in zip(
             fr["returns"], fr["volatilities"], fr["sharpe"], fr["weights"], strict=True

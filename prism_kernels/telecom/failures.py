@@ -14,7 +14,9 @@ scenario by scenario.
 Where it runs: on NumPy, the distances of each scenario are one call of SciPy's compiled
 Dijkstra for its affected sources and one for its affected destinations (host); on PyTorch
 and CuPy, the affected (scenario, source) rows of many scenarios are solved together by the
-batched Bellman-Ford, with one weight row per scenario, and re-routed in one pass.
+batched Bellman-Ford, with one weight row per scenario, and re-routed in one pass. With
+``PRISM_DASK_SCHEDULER`` set (NumPy), groups of scenarios are re-routed as Dask tasks
+(:mod:`prism_kernels.distributed`), with the same numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 from scipy.sparse.csgraph import dijkstra
 
-from prism_kernels import backend
+from prism_kernels import backend, distributed
 from prism_kernels.backend import to_numpy
 from prism_kernels.errors import InvalidInput
 from prism_kernels.telecom.paths import HostGraph, bellman_ford, to_xp
@@ -218,7 +220,7 @@ def what_if(
     jobs = [(i, np.setdiff1d(affected[i], ends_cut[i])) for i in range(S)]
     jobs = [(i, d[reach0[d]]) for i, d in jobs]
     if is_numpy_namespace(xp):
-        new = _reroute_host(topo, demands, w, failed_arcs, jobs, ecmp)
+        new = _reroute_sweep(topo, demands, w, failed_arcs, jobs, ecmp)
     else:
         new = _reroute_device(xp, topo, demands, w, failed_arcs, jobs, ecmp, chunk_rows)
     max_u = np.zeros(S)
@@ -281,6 +283,44 @@ def what_if(
         loads=loads,
         overloaded=overloaded,
     )
+
+
+def _reroute_sweep(
+    topo: Topology,
+    demands: Demands,
+    w: np.ndarray,
+    failed_arcs: list[np.ndarray],
+    jobs: list[tuple[int, np.ndarray]],
+    ecmp: bool,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_reroute_host` for every scenario: in one call here, or with
+    ``PRISM_DASK_SCHEDULER`` set as Dask tasks over consecutive groups of scenarios (each
+    scenario is re-routed on its own, so the grouping does not change a number)."""
+    if distributed.scheduler_address() is None or len(jobs) < 2:
+        return _reroute_host(topo, demands, w, failed_arcs, jobs, ecmp)
+    busy = [j for j, (_, dem) in enumerate(jobs) if dem.size]
+    if not busy:
+        return _reroute_host(topo, demands, w, failed_arcs, jobs, ecmp)
+    # pieces of about equal numbers of re-routed demands, a few per worker thread
+    parts = min(len(busy), 4 * distributed.total_threads())
+    cum = np.cumsum([jobs[j][1].size for j in busy])
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts, side="left") + 1
+    groups = [g.tolist() for g in np.split(np.asarray(busy), np.unique(cuts)) if g.size]
+    pieces = distributed.run_calls(
+        [
+            (_reroute_host, (topo, demands, w, failed_arcs, [jobs[j] for j in g], ecmp), {})
+            for g in groups
+        ],
+        desc="n-1-sweep",
+    )
+    empty = np.zeros(0, dtype=np.int64)
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
+        (empty, empty, np.zeros(0), empty) for _ in jobs
+    ]
+    for g, piece in zip(groups, pieces, strict=True):
+        for j, r in zip(g, piece, strict=True):
+            out[j] = r
+    return out
 
 
 def _reroute_host(

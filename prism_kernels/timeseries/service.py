@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from prism_kernels import distributed
 from prism_kernels.errors import InvalidInput, NotFound
 from prism_kernels.service import TIMING_KEY, DomainService
 from prism_kernels.timeseries import anomalies as _anomalies
@@ -52,6 +53,8 @@ DEFAULT_INTERVAL = 3600  # the original API's step between future timestamps wit
 HOLDOUT_FRACTION = 4  # metrics hold out at most n // 4 points
 BACKTEST_METRICS = ("mae", "rmse", "mape", "smape", "mase", "coverage")
 I64 = 2**63
+SERIES_PER_TASK = 64  # series per Dask task when PRISM_DASK_SCHEDULER is set
+JOINT_METHODS = ("lstm", "gru")  # one network trained on the whole batch: never split
 
 
 class TimeseriesService(DomainService):
@@ -391,26 +394,8 @@ class TimeseriesService(DomainService):
 
     # ------------------------------------------------------------------ forecasts
 
-    def _fit(
-        self,
-        items: list[dict],
-        idx: list[int],
-        y: np.ndarray,
-        method: str,
-        horizon: int,
-        level: float,
-        season_length: int,
-        options: Mapping[str, Any],
-    ) -> Any:
-        try:
-            return _models.forecast(
-                y, method, horizon, level=level, season_length=season_length, **options
-            )
-        except InvalidInput as exc:
-            raise self._renamed(exc, items, idx) from None
-
+    @staticmethod
     def _holdout(
-        self,
         y: np.ndarray,
         method: str,
         horizon: int,
@@ -461,6 +446,53 @@ class TimeseriesService(DomainService):
                 }
             )
         return out, None
+
+    @staticmethod
+    def _forecast_batch(
+        y: np.ndarray,
+        method: str,
+        horizon: int,
+        level: float,
+        season_length: int,
+        options: Mapping[str, Any],
+        evaluate: bool,
+        field: str,
+    ) -> tuple[Any, list[dict[str, Any] | None], str | None]:
+        """The forecast of one batch ``y`` (B, n) and its held-out scores; a kernel error
+        about the values is named ``field`` (the batch's first series in the request)."""
+        try:
+            fc = _models.forecast(
+                y, method, horizon, level=level, season_length=season_length, **options
+            )
+        except InvalidInput as exc:
+            raise TimeseriesService._rename(exc, ("values", "y"), field) from None
+        if not evaluate:
+            return fc, [None] * y.shape[0], "not asked for (evaluate: false)"
+        scores, why = TimeseriesService._holdout(y, method, horizon, level, season_length, options)
+        return fc, scores, why
+
+    @staticmethod
+    def _backtest_batch(y: np.ndarray, method: str, horizon: int, field: str, **kw: Any) -> Any:
+        """:func:`prism_kernels.timeseries.backtest.backtest` of one batch; a kernel error about
+        the values is named ``field``."""
+        try:
+            return _backtest.backtest(y, method, horizon, **kw)
+        except InvalidInput as exc:
+            raise TimeseriesService._rename(exc, ("values", "y"), field) from None
+
+    def _batches(self, items: list[dict], method: str) -> list[tuple[int, list[int]]]:
+        """``(length, series indices)`` of each batch: one per length in process; with
+        ``PRISM_DASK_SCHEDULER`` set, each length cut into Dask tasks of
+        :data:`SERIES_PER_TASK` series (every series is fitted on its own, so the cut changes
+        no forecast), except for the methods that train one model on the batch."""
+        groups = sorted(self._groups(items).items())
+        if distributed.scheduler_address() is None or method in JOINT_METHODS:
+            return groups
+        return [
+            (n, idx[lo : lo + SERIES_PER_TASK])
+            for n, idx in groups
+            for lo in range(0, len(idx), SERIES_PER_TASK)
+        ]
 
     def forecast(
         self,
@@ -520,16 +552,32 @@ class TimeseriesService(DomainService):
         futures = [self._future(it["ts"], h, now) for it in items]
         results: list[dict[str, Any] | None] = [None] * len(items)
         with self.timed("forecast") as t:
-            for n, idx in sorted(self._groups(items).items()):
-                y = np.stack([items[i]["y"] for i in idx])
-                fc = self._fit(items, idx, y, method, h, level, m, options)
+            batches = self._batches(items, method)
+            fields = {n: items[idx[0]]["field"] for n, idx in sorted(self._groups(items).items())}
+            fitted = distributed.run_calls(
+                (
+                    (
+                        self._forecast_batch,
+                        (
+                            np.stack([items[i]["y"] for i in idx]),
+                            method,
+                            h,
+                            level,
+                            m,
+                            options,
+                            evaluate,
+                            fields[n],
+                        ),
+                        {},
+                    )
+                    for n, idx in batches
+                ),
+                desc=f"forecast-{method}",
+            )
+            for (n, idx), (fc, scores, why) in zip(batches, fitted, strict=True):
                 mean = np.asarray(fc.mean, dtype=np.float64)
                 lo = np.asarray(fc.lower, dtype=np.float64) if fc.lower is not None else None
                 hi = np.asarray(fc.upper, dtype=np.float64) if fc.upper is not None else None
-                if evaluate:
-                    scores, why = self._holdout(y, method, h, level, m, options)
-                else:
-                    scores, why = [None] * len(idx), "not asked for (evaluate: false)"
                 for j, i in enumerate(idx):
                     model = dict(fc.models[j]) if j < len(fc.models) else {}
                     used = str(model.get("name") or fc.method)
@@ -667,24 +715,31 @@ class TimeseriesService(DomainService):
         per_series: list[list[dict[str, Any]]] = [[] for _ in items]
         held_out = ""
         with self.timed("backtest") as t:
+            fields = {n: items[idx[0]]["field"] for n, idx in sorted(self._groups(items).items())}
+            work = [(name, n, idx) for name in methods for n, idx in self._batches(items, name)]
+            results = distributed.run_calls(
+                (
+                    (
+                        self._backtest_batch,
+                        (np.stack([items[i]["y"] for i in idx]), name, h, fields[n]),
+                        {
+                            "n_windows": windows,
+                            "step": step,
+                            "window": window,
+                            "level": level,
+                            "season_length": m,
+                            **options.get(name, {}),
+                        },
+                    )
+                    for name, n, idx in work
+                ),
+                desc="backtest",
+            )
             for name in methods:
                 acc: dict[str, list[float]] = {k: [] for k in BACKTEST_METRICS}
-                for _, idx in sorted(self._groups(items).items()):
-                    y = np.stack([items[i]["y"] for i in idx])
-                    try:
-                        res = _backtest.backtest(
-                            y,
-                            name,
-                            h,
-                            n_windows=windows,
-                            step=step,
-                            window=window,
-                            level=level,
-                            season_length=m,
-                            **options.get(name, {}),
-                        )
-                    except InvalidInput as exc:
-                        raise self._renamed(exc, items, idx) from None
+                for (wname, _, idx), res in zip(work, results, strict=True):
+                    if wname != name:
+                        continue
                     held_out = held_out or res.held_out
                     for j, i in enumerate(idx):
                         row = {k: _num(res.per_series[k][j]) for k in BACKTEST_METRICS}

@@ -9,16 +9,24 @@ array formulation). Correctness is recorded with every timing: whether each diag
 same multiset of points as GUDHI's, and the bottleneck distance to GUDHI's diagram of the
 (first) frame: GUDHI's exact one (``e=0``) up to a few thousand points, else 0 from the
 identical multisets (see :func:`_bottleneck`).
+
+Timing: the harness's rule (wall clock, ``gc.collect()`` before every call, the median of
+``repeat`` calls after one warm-up) with the two codes called in alternation, so a busy
+machine slows both alike; ``fastest`` is the ratio of the fastest calls.
 """
 
 from __future__ import annotations
+
+import gc
+import statistics
+import time
 
 import gudhi
 import numpy as np
 from gudhi.sklearn.cubical_persistence import CubicalPersistence
 from scipy import ndimage
 
-from benchmarks.harness import Case, timeit
+from benchmarks.harness import Case
 from prism_kernels.compiled import engine
 from prism_kernels.pixels import topology as T
 
@@ -47,6 +55,21 @@ def _bottleneck(pairs: list[tuple[np.ndarray, np.ndarray]], identical: bool) -> 
     return max(float(gudhi.bottleneck_distance(a, b)) for a, b in pairs), "approx"
 
 
+def _timed_pair(ours_fn, peer_fn, repeat: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeat`` calls of each, alternating (one warm-up call each first)."""
+    ours_fn()
+    peer_fn()
+    ours: list[float] = []
+    peer: list[float] = []
+    for _ in range(repeat):
+        for fn, out in ((ours_fn, ours), (peer_fn, peer)):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return ours, peer
+
+
 def _gudhi(dims):
     cp = CubicalPersistence(homology_dimensions=dims, n_jobs=1)
     return lambda frames: cp.fit_transform(list(frames))
@@ -58,19 +81,21 @@ def _row(name, ours_fn, peer_fn, repeat, ours, ref, note=""):
         _same(o, r) for fo, fr in zip(ours, ref, strict=True) for o, r in zip(fo, fr, strict=True)
     )
     dist, how = _bottleneck(list(zip(ours[0], ref[0], strict=True)), identical)
+    t_ours, t_peer = _timed_pair(ours_fn, peer_fn, repeat)
     extra = {
         "points": int(sum(len(o) for fo in ours for o in fo)),
         "identical": identical,
         "bottleneck": dist,
         "bottleneck_by": how,
         "engine": engine(),
+        "fastest": f"{min(t_peer) / min(t_ours):.2f}x",
     }
     return Case(
         "pixels_tda",
         name,
-        timeit(ours_fn, repeat=repeat),
+        statistics.median(t_ours),
         PEER,
-        timeit(peer_fn, repeat=repeat),
+        statistics.median(t_peer),
         note=note,
         extra=extra,
     )
@@ -80,7 +105,7 @@ def cubical_cases(quick: bool = False) -> list[Case]:
     """H0, and H0+H1, of one random frame, of one smooth frame and of a batch of frames."""
     rng = np.random.default_rng(0)
     size = 128 if quick else 512
-    repeat = 3 if quick else 7
+    repeat = 3 if quick else 15
     nb, side = (8, 64) if quick else (32, 128)
     sets = [
         (f"{size}x{size} random", rng.random((1, size, size)), ""),

@@ -23,29 +23,41 @@ enters at ``max(f(u), f(v))``, refined to a strict total order ``(value, index)`
 :func:`_compiled_diagrams` (numba) does, per frame of a batch:
 
 1. one pass over the pixels (vectorised row by row, reading the frame through a window of
-   three padded rows: no padded copy of the frame is made): the masks of the neighbours below and
-   above each pixel round its 8-ring, its steepest-descent neighbour (its parent until
-   unions happen), the local minima and maxima, and the *events*: the extrema and the pixels
-   whose lower neighbours fall into two or more groups not already joined round the ring (the
-   only places where two components can meet; a pixel whose lower neighbours are joined
-   among themselves merges nothing, so it is skipped without changing a pair);
-2. one stable radix sort of the events by ``(value, index)``
-   (:func:`~prism_kernels.imaging.order.radix_sort_keys`);
+   three padded rows: no padded copy of the frame is made, and a NaN or infinite value
+   stops it, so the frame is not checked in a separate pass): the mask of the neighbours
+   below each pixel round its 8-ring, its lowest neighbour of the connectivity and its
+   highest of the dual one (its parents in the two passes until unions happen: compares
+   and selects in the same loop, no table look-up), and a cheap test that every event
+   passes (the lower ring positions form one arc and the higher another that touches the
+   pixel), so rows of a smooth frame are scanned 8 pixels at a time; the *events* are the
+   extrema and the pixels whose lower neighbours fall into two or more groups not already
+   joined round the ring (the only places where two components can meet; a pixel whose
+   lower neighbours are joined among themselves merges nothing, so it is skipped without
+   changing a pair);
+2. one stable sort of the events by ``(value, index)`` (:func:`_sort_events`: a bucket
+   sort on the values, each bucket finished by insertion sort, or by
+   :func:`~prism_kernels.imaging.order.radix_sort_keys` on the IEEE bits of the values
+   made monotone when it holds many equal or clustered values);
 3. the union-find with the elder rule through the events forwards (H0) and, on the frame
    padded with a lowest value and the dual connectivity, backwards (H1): each root holds its
    age, path halving keeps the trees flat, a younger root dies at the event that merges it.
+   Events come in value order, scattered over the frame: the loop prefetches the parent
+   rows round the pixel of the event ``_AHEAD`` steps on while it waits on this one.
 
 H1 in 2-D follows by Alexander duality (as in GUDHI's own 2-D code): the finite H1 pairs of
 the sublevel filtration of ``f`` with connectivity ``c`` are the H0 pairs of ``-f``, padded by
 a frame of the lowest value, with the dual connectivity (8 <-> 4), negated and swapped.
 
-Performance (``python -m benchmarks pixels_tda``, one thread, GUDHI with one job): the same
-diagrams point for point, H0+H1 of a 512 x 512 noise frame and of 32 frames of 128 x 128 in
-about 0.8x GUDHI's time, H0 alone in 0.4-0.7x (2 shared cores). A smooth 512 x 512 frame
-(few events) costs mostly memory: the two parent arrays are the only per-pixel buffers (no
-padded copy of the frame; the pairs buffer grows with the events), about 0.85x GUDHI's time
-by the fastest of repeated calls, but about 1.1x in the benchmark, whose ``gc.collect()``
-before each call slows ours more than GUDHI.
+Performance (``python -m benchmarks pixels_tda``: one thread, GUDHI with one job, the two
+timed in alternation with ``gc.collect()`` before every call, medians): the same diagrams
+point for point. On 2 shared cores, by the fastest calls (the medians swing with the
+machine's load), H0+H1 of a 512 x 512 noise frame in 1.3-1.45x GUDHI's speed, of a smooth
+512 x 512 frame 1.25-1.3x, of 32 frames of 128 x 128 in one call 1.35-1.4x; H0 alone
+1.5-2.6x.
+Where the time goes (512 x 512): a noise frame has an event at about every other pixel and
+spends most of its time in the union-find (cache misses: events come in value order) and
+the sort; a smooth one has a few thousand events and spends it in the pass over the pixels
+and in walking the parent paths of its few saddles.
 
 Algorithm (array formulation, without numba)
 --------------------------------------------
@@ -90,7 +102,7 @@ from prism_kernels import compiled
 from prism_kernels.backend import to_numpy
 from prism_kernels.compiled import njit
 from prism_kernels.errors import InvalidInput
-from prism_kernels.imaging.frames import as_frames
+from prism_kernels.imaging.frames import as_frames, check_frames
 from prism_kernels.imaging.order import radix_sort_keys
 
 Filtration = Literal["sublevel", "superlevel"]
@@ -108,11 +120,13 @@ _FORWARD = {
 # --------------------------------------------------------------------------- validation
 
 
-def _as_frames(frames: Any, field: str = "frame") -> tuple[np.ndarray, bool]:
-    """Host float64 ``(B, H, W)`` frames (:func:`~prism_kernels.imaging.frames.as_frames`) and
-    whether the input was a single 2-D frame."""
+def _as_frames(frames: Any, field: str = "frame", finite: bool = True) -> tuple[np.ndarray, bool]:
+    """Host float64 ``(B, H, W)`` frames (:func:`~prism_kernels.imaging.frames.as_frames`;
+    ``finite=False`` leaves NaN/inf to a kernel that reads every value anyway) and whether
+    the input was a single 2-D frame."""
     single = np.ndim(frames) == 2
-    return np.asarray(to_numpy(as_frames(frames, field)), dtype=np.float64), single
+    x = as_frames(frames, field, finite=finite)
+    return np.asarray(to_numpy(x), dtype=np.float64), single
 
 
 def _check_options(connectivity: int, filtration: str) -> None:
@@ -335,7 +349,52 @@ def _ring_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return arcs, reps, first
 
 
-_ARCS, _REPS, _FIRST = _ring_tables()
+_ARCS, _REPS, _ = _ring_tables()
+
+
+#: How many events ahead :func:`_merges` prefetches the union-find entries round a pixel.
+_AHEAD = 8
+
+
+def _make_prefetch():
+    """``prefetch(array, i)``: a hint that ``array[i]`` will be read soon (LLVM's
+    ``llvm.prefetch``, compiled inline); a no-op without numba."""
+    try:
+        from llvmlite import ir
+        from numba import types
+        from numba.core import cgutils
+        from numba.extending import intrinsic
+    except ImportError:  # pragma: no cover - numba is a dependency
+
+        def prefetch(arr, i):
+            return None
+
+        return prefetch
+
+    @intrinsic
+    def prefetch(typingctx, arr, i):  # pragma: no cover - compiled
+        if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            aryty, ity = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = context.cast(builder, args[1], ity, types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx], wraparound=False)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            # read, high temporal locality, data cache
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, i), codegen
+
+    return prefetch
+
+
+_prefetch = _make_prefetch()
 
 
 @njit
@@ -368,13 +427,25 @@ def _bits(b0, b1, b2, b3, b4, b5, b6, b7):  # pragma: no cover - compiled
 
 
 @njit
-def _ring_masks(up, mid, dn, c8, lob, eqnb, eqxb):  # pragma: no cover - compiled
-    """Masks of one row (a loop the compiler vectorises): ``lob`` the lower neighbours in
-    the order (value, index), ``eqnb`` those of them at the lowest value among the
-    neighbours of the connectivity, ``eqxb`` the higher ones at the highest value among the
-    neighbours of the dual connectivity. ``up``, ``mid``, ``dn``: the rows above, at and
-    below, one pixel wider on each side."""
-    for x in range(lob.size):
+def _row_pass(up, mid, dn, c8, rb, w2, lob, cand, p0, p1):  # pragma: no cover - compiled
+    """One row (a loop the compiler vectorises): ``lob`` the masks of the neighbours lower
+    in the order (value, index); ``cand`` 1 where the pixel may be an event (every event
+    is: a pixel whose lower neighbours form one arc round the ring, and its higher ones
+    another that touches it in the connectivity of its side, is regular in both passes),
+    and returns how many; ``p0`` each pixel's lowest neighbour of the connectivity
+    (by (value, index)) and ``p1`` its highest neighbour of the dual connectivity, as
+    indices into the padded frame (an extremum gets a neighbour too: its entry is replaced
+    by a root before anything reads it). ``up``, ``mid``, ``dn``: the rows above, at and
+    below, one pixel wider on each side (padded by +inf); ``rb``: the padded index of the
+    row's first pixel. Empty ``p0``/``p1`` (length 0) are skipped."""
+    w = lob.size
+    o7 = -w2 - 1
+    o0 = -w2
+    o1 = -w2 + 1
+    s0 = p0.size > 0
+    s1 = p1.size > 0
+    count = 0
+    for x in range(w):
         vp = mid[x + 1]
         a0 = up[x + 1]
         a1 = up[x + 2]
@@ -386,39 +457,116 @@ def _ring_masks(up, mid, dn, c8, lob, eqnb, eqxb):  # pragma: no cover - compile
         a7 = up[x]
         # earlier neighbours (N, NE, W, NW) tie downwards
         lo = _bits(a0 <= vp, a1 <= vp, a2 < vp, a3 < vp, a4 < vp, a5 < vp, a6 <= vp, a7 <= vp)
-        mn4 = min(min(a0, a2), min(a4, a6))
-        mx4 = max(max(a0, a2), max(a4, a6))
-        mnd = min(min(a1, a3), min(a5, a7))
-        mxd = max(max(a1, a3), max(a5, a7))
-        mn = min(mn4, mnd) if c8 else mn4
-        mx = mx4 if c8 else max(mx4, mxd)
-        eqn = _bits(a0 == mn, a1 == mn, a2 == mn, a3 == mn, a4 == mn, a5 == mn, a6 == mn, a7 == mn)
-        eqx = _bits(a0 == mx, a1 == mx, a2 == mx, a3 == mx, a4 == mx, a5 == mx, a6 == mx, a7 == mx)
         lob[x] = lo
-        eqnb[x] = eqn & lo
-        eqxb[x] = eqx & (255 - lo)  # higher in the order = lower in the reversed one
+        # the lower ring positions whose predecessor is higher: one (a power of two) when
+        # they form one arc; the arc of the side with connectivity 4 must hold a 4-neighbour
+        st = lo & (255 - (((lo << 1) | (lo >> 7)) & 255))
+        side = (255 - lo) if c8 else lo
+        c = np.uint8((st == 0) | ((st & (st - 1)) != 0) | ((side & 0x55) == 0))
+        cand[x] = c
+        count += c
+        # in index order NW, N, NE, W, E, SW, S, SE: the lowest keeps the first of a tie (the
+        # smallest index), the highest the last (the largest index: first in reversed order)
+        if c8:
+            bn = a7
+            on = o7
+            if a0 < bn:
+                bn = a0
+                on = o0
+            if a1 < bn:
+                bn = a1
+                on = o1
+            if a6 < bn:
+                bn = a6
+                on = -1
+            if a2 < bn:
+                bn = a2
+                on = 1
+            if a5 < bn:
+                bn = a5
+                on = w2 - 1
+            if a4 < bn:
+                bn = a4
+                on = w2
+            if a3 < bn:
+                bn = a3
+                on = w2 + 1
+            bx = a0
+            ox = o0
+            if a6 >= bx:
+                bx = a6
+                ox = -1
+            if a2 >= bx:
+                bx = a2
+                ox = 1
+            if a4 >= bx:
+                bx = a4
+                ox = w2
+        else:
+            bn = a0
+            on = o0
+            if a6 < bn:
+                bn = a6
+                on = -1
+            if a2 < bn:
+                bn = a2
+                on = 1
+            if a4 < bn:
+                bn = a4
+                on = w2
+            bx = a7
+            ox = o7
+            if a0 >= bx:
+                bx = a0
+                ox = o0
+            if a1 >= bx:
+                bx = a1
+                ox = o1
+            if a6 >= bx:
+                bx = a6
+                ox = -1
+            if a2 >= bx:
+                bx = a2
+                ox = 1
+            if a5 >= bx:
+                bx = a5
+                ox = w2 - 1
+            if a4 >= bx:
+                bx = a4
+                ox = w2
+            if a3 >= bx:
+                bx = a3
+                ox = w2 + 1
+        if s0:
+            p0[x] = rb + x + on
+        if s1:
+            p1[x] = rb + x + ox
+    return count
 
 
 @njit
-def _append_events(lob, event, start, bits, ev, kb, ne):  # pragma: no cover - compiled
-    """Append the row's events (pixel ``start + x`` where ``event[lob[x]]``) in raster order:
-    ``ev`` gets ``pixel << 8 | mask``, ``kb`` its sort key (the IEEE bits ``bits[x + 1]`` of
-    its value, the row padded by one on each side with -0.0 stored as +0.0, made
-    monotone). Returns the new count."""
+def _append_events(lob, cand, count, event, start, bits, ev, kb, ne):
+    # pragma: no cover - compiled
+    """Append the row's events (pixel ``start + x`` where ``event[lob[x]]``, among the
+    ``count`` candidates ``cand``, a uint8 row padded to whole 8-byte words) in raster
+    order: ``ev`` gets ``pixel << 8 | mask``, ``kb`` its sort key (the IEEE bits
+    ``bits[x + 1]`` of its value, the row padded by one on each side with -0.0 stored as
+    +0.0, made monotone). Returns the new count."""
     w = lob.size
     top = np.uint64(1) << np.uint64(63)
-    count = 0
-    for x in range(w):  # vectorised: how many
-        count += event[lob[x]]
     if count == 0:
         return ne
-    if 8 * count < w:  # few (smooth frames): a branch that predicts well
-        for x in range(w):
-            if event[lob[x]]:
-                ev[ne] = ((start + x) << 8) | lob[x]  # cast to ev's dtype
-                u = bits[x + 1]
-                kb[ne] = (~u) if (u & top) else (u | top)
-                ne += 1
+    if 8 * count < w:  # few (smooth frames): skip the words without a candidate
+        words = cand.view(np.uint64)
+        for i in range(words.size):
+            if words[i] == 0:
+                continue
+            for x in range(8 * i, min(8 * i + 8, w)):
+                if cand[x] and event[lob[x]]:
+                    ev[ne] = ((start + x) << 8) | lob[x]  # cast to ev's dtype
+                    u = bits[x + 1]
+                    kb[ne] = (~u) if (u & top) else (u | top)
+                    ne += 1
         return ne
     for x in range(w):  # many (noise): no branch, every slot written, the count moves on
         lo = lob[x]
@@ -430,14 +578,7 @@ def _append_events(lob, event, start, bits, ev, kb, ne):  # pragma: no cover - c
 
 
 @njit
-def _parents(par, start, offsets, masks):  # pragma: no cover - compiled
-    """``par[x] = start + x + offsets[masks[x]]`` (a loop of gathers the compiler vectorises)."""
-    for x in range(masks.size):
-        par[x] = start + x + offsets[masks[x]]
-
-
-@njit
-def _merges(par, ev, ne, dual, allow, off, arcs, reps, f, w2, out, npairs):
+def _merges(par, ev, ne, dual, allow, off, arcs, reps, f, w2, out, npairs, ahead):
     # pragma: no cover - compiled
     """Elder-rule unions through the sorted events ``ev[:ne]`` (backwards for the dual pass).
 
@@ -450,6 +591,12 @@ def _merges(par, ev, ne, dual, allow, off, arcs, reps, f, w2, out, npairs):
     roots = np.empty(4, np.int64)
     ages = np.empty(4, np.int64)
     for k in range(ne):
+        if k + ahead < ne:  # the rows round a later event's pixel, while this one waits
+            q = ev[ne - 1 - k - ahead] if dual else ev[k + ahead]
+            q = q >> 8
+            _prefetch(par, q - w2)
+            _prefetch(par, q)
+            _prefetch(par, q + w2)
         pm = ev[ne - 1 - k] if dual else ev[k]
         p = pm >> 8
         mask = (255 - (pm & 255)) if dual else (pm & 255)
@@ -516,7 +663,79 @@ def _room(d, need):  # pragma: no cover - compiled
 
 
 @njit
-def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, pb2):
+def _sort_events(kb, ev, kb2, pb2, bk, cnt, tu, tf):  # pragma: no cover - compiled
+    """Stable sort of ``ev[:n]`` (in place) by the uint64 keys ``kb`` (length ``n``, made
+    monotone from the float64 values; overwritten).
+
+    A bucket sort on the values: bucket ``floor((v - min) * (n - 1) / (max - min))`` is a
+    non-decreasing function of ``v`` (rounding keeps order), so one stable counting pass
+    puts the events in bucket order, and each bucket (about one event on frames of
+    continuous values) is finished by insertion sort, or by
+    :func:`~prism_kernels.imaging.order.radix_sort_keys` when it holds more than 32 (many
+    equal or clustered values); a range of values that does not fit a double falls back to
+    the radix sort. ``kb2``/``pb2`` are scratch of ``kb``/``ev``'s types, ``bk`` (int32)
+    and ``cnt`` (int64) at least ``n`` and ``n + 1`` long, ``tu``/``tf`` one uint64 seen
+    as float64."""
+    n = kb.size
+    if n < 2:
+        return
+    lo = kb[0]
+    hi = kb[0]
+    for i in range(n):
+        lo = min(lo, kb[i])
+        hi = max(hi, kb[i])
+    if lo == hi:  # all equal: already in index order
+        return
+    top = np.uint64(1) << np.uint64(63)
+    tu[0] = (lo ^ top) if (lo & top) else ~lo
+    vmin = tf[0]
+    tu[0] = (hi ^ top) if (hi & top) else ~hi
+    span = tf[0] - vmin
+    scale = (n - 1) / span
+    if not (span < np.inf and scale < np.inf):
+        radix_sort_keys(kb, ev[:n], kb2, pb2)
+        return
+    vals = kb2[:n].view(np.float64)
+    for i in range(n):  # the values back from the keys
+        u = kb[i]
+        kb2[i] = (u ^ top) if (u & top) else ~u
+    for i in range(n):
+        bk[i] = min(np.int64((vals[i] - vmin) * scale), n - 1)
+    for b in range(n + 1):
+        cnt[b] = 0
+    for i in range(n):
+        cnt[bk[i] + 1] += 1
+    for b in range(n):
+        cnt[b + 1] += cnt[b]
+    for i in range(n):  # stable scatter: bucket order, index order within a bucket
+        b = bk[i]
+        pos = cnt[b]
+        cnt[b] = pos + 1
+        kb2[pos] = kb[i]
+        pb2[pos] = ev[i]
+    a = 0
+    for b in range(n):  # cnt[b] is now the end of bucket b
+        e = cnt[b]
+        if e - a > 32:
+            radix_sort_keys(kb2[a:e], pb2[a:e], kb[a:e], ev[a:e])
+        elif e - a > 1:
+            for i in range(a + 1, e):  # insertion sort, stable
+                u = kb2[i]
+                p = pb2[i]
+                j = i
+                while j > a and kb2[j - 1] > u:
+                    kb2[j] = kb2[j - 1]
+                    pb2[j] = pb2[j - 1]
+                    j -= 1
+                kb2[j] = u
+                pb2[j] = p
+        a = e
+    for i in range(n):
+        ev[i] = pb2[i]
+
+
+@njit
+def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, ev, pb2, ahead):
     # pragma: no cover - compiled
     """H0 of ``sign * f`` (connectivity 4 or 8) and H0 of ``-sign * f`` padded (the dual
     connectivity), i.e. the finite H0 and H1 pairs of ``f``'s sublevel (``sign = 1``) or
@@ -535,14 +754,8 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
     reps1 = reps2[c1]
     allow0 = 0x55 if conn4 else 0xFF
     allow1 = 0xFF if conn4 else 0x55
-    offl0 = np.zeros(256, np.int64)
-    offl1 = np.zeros(256, np.int64)
     event = np.zeros(256, np.int64)
     for i in range(256):
-        if first2[c0, i] >= 0:
-            offl0[i] = off[first2[c0, i]]
-        if first2[c1, i] >= 0:
-            offl1[i] = off[first2[c1, i]]
         hm = 255 - i
         e0 = arcs0[i] >= 2 or (i & allow0) == 0
         e1 = arcs1[hm] >= 2 or (hm & allow1) == 0
@@ -555,11 +768,14 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
     par1 = np.empty(m, np.int32)
     kb = np.empty(n, np.uint64)
     kb2 = np.empty(n, np.uint64)
+    bk = np.empty(n, np.int32)
+    cnt = np.empty(n + 1, np.int64)
+    tu = np.empty(1, np.uint64)
+    tf = tu.view(np.float64)
     d0 = np.empty((0, 2))  # the pairs, grown as needed: a frame has fewer than its events
     d1 = np.empty((0, 2))
     lob = np.empty(w, np.int32)
-    eqnb = np.empty(w, np.int32)
-    eqxb = np.empty(w, np.int32)
+    cand = np.zeros(8 * ((w + 7) // 8), np.uint8)
     cnt0 = np.zeros(nb, np.int64)
     cnt1 = np.zeros(nb, np.int64)
     ess = np.empty(nb)
@@ -574,9 +790,14 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
         for r in range(3):
             rows[r, 0] = np.inf
             rows[r, w + 1] = np.inf
+        bad = False
         for x in range(1, w + 1):
             rows[0, x] = np.inf
-            rows[1, x] = sign * f[0, x - 1] + 0.0
+            v = sign * f[0, x - 1] + 0.0
+            rows[1, x] = v
+            bad |= v - v != 0.0  # NaN or infinite (an integer reduction: vectorised)
+        if bad:
+            return d0, cnt0, d1, cnt1, ess, False
         ne = 0
         for y in range(1, h + 1):
             rb = y * w2 + 1
@@ -584,32 +805,42 @@ def _cubical_pairs(frames, sign, conn4, want0, want1, arcs2, reps2, first2, ev, 
             if y < h:
                 fy = f[y]
                 for x in range(w):
-                    dn[x + 1] = sign * fy[x] + 0.0
+                    v = sign * fy[x] + 0.0
+                    dn[x + 1] = v
+                    bad |= v - v != 0.0
+                if bad:
+                    return d0, cnt0, d1, cnt1, ess, False
             else:
                 for x in range(w):
                     dn[x + 1] = np.inf
-            _ring_masks(rows[(y - 1) % 3], rows[y % 3], dn, c8, lob, eqnb, eqxb)
-            # steepest descent (itself at a minimum), and ascent for the dual: table look-ups
-            if want0:
-                _parents(par0[rb : rb + w], rb, offl0, eqnb)
-            if want1:
-                _parents(par1[rb : rb + w], rb, offl1, eqxb)
-            ne = _append_events(lob, event, rb, rbits[y % 3], ev, kb, ne)
-        radix_sort_keys(kb[:ne], ev[:ne], kb2, pb2)
+            count = _row_pass(
+                rows[(y - 1) % 3],
+                rows[y % 3],
+                dn,
+                c8,
+                rb,
+                w2,
+                lob,
+                cand,
+                par0[rb : rb + w] if want0 else par0[:0],
+                par1[rb : rb + w] if want1 else par1[:0],
+            )
+            ne = _append_events(lob, cand, count, event, rb, rbits[y % 3], ev, kb, ne)
+        _sort_events(kb[:ne], ev, kb2, pb2, bk, cnt, tu, tf)
         if want0:
             p = ev[0] >> 8  # the oldest minimum: the essential class
             ess[b] = f[p // w2 - 1, p % w2 - 1]
             k0 = n0
             d0 = _room(d0, n0 + ne)
-            n0 = _merges(par0, ev, ne, False, allow0, off, arcs0, reps0, f, w2, d0, n0)
+            n0 = _merges(par0, ev, ne, False, allow0, off, arcs0, reps0, f, w2, d0, n0, ahead)
             cnt0[b] = n0 - k0
         if want1:
             par1[0] = -1  # the padding: older than everything
             k1 = n1
             d1 = _room(d1, n1 + ne)
-            n1 = _merges(par1, ev, ne, True, allow1, off, arcs1, reps1, f, w2, d1, n1)
+            n1 = _merges(par1, ev, ne, True, allow1, off, arcs1, reps1, f, w2, d1, n1, ahead)
             cnt1[b] = n1 - k1
-    return d0[:n0], cnt0, d1[:n1], cnt1, ess
+    return d0[:n0], cnt0, d1[:n1], cnt1, ess, True
 
 
 def _compiled_diagrams(
@@ -625,7 +856,7 @@ def _compiled_diagrams(
     b, h, w = fr.shape
     # Events pack (pixel << 8 | mask): 32 bits while the padded frame has under 2^23 pixels.
     dt = np.int32 if (h + 2) * (w + 2) < 2**23 else np.int64
-    d0, c0, d1, c1, ess = _cubical_pairs(
+    d0, c0, d1, c1, ess, ok = _cubical_pairs(
         fr,
         sign,
         connectivity == 4,
@@ -633,10 +864,12 @@ def _compiled_diagrams(
         want1,
         _ARCS,
         _REPS,
-        _FIRST,
         np.empty(h * w, dt),
         np.empty(h * w, dt),
+        _AHEAD,
     )
+    if not ok:
+        check_frames(fr, "frame")  # raises: which values, how many
     h0: list[np.ndarray] = []
     h1: list[np.ndarray] = []
     if want0:
@@ -680,9 +913,10 @@ def diagrams(
     the array formulation (:func:`_h0_sublevel_pairs`); the diagrams are the same.
     """
     _check_options(connectivity, filtration)
-    f, _ = _as_frames(frames)
+    fast = compiled.enabled()
+    f, _ = _as_frames(frames, finite=not fast)  # the compiled kernel refuses NaN/inf itself
     want0, want1 = 0 in dims, 1 in dims
-    if compiled.enabled():
+    if fast:
         return _compiled_diagrams(f, connectivity, filtration, want0, want1)
     g, flip = (f, 1.0) if filtration == "sublevel" else (-f, -1.0)
     h0 = [flip * d for d in _h0_sublevel(g, connectivity)] if want0 else []

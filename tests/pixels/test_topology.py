@@ -317,3 +317,79 @@ def test_tda_summary_same_list_from_either_code(rng):
         ours = T.tda_summary(img, filtration=filtration, max_points=100)
         ref = T.tda_summary(img, filtration=filtration, max_points=100, method="gudhi")
         assert ours["persistence_diagram"] == ref["persistence_diagram"]
+
+
+def test_rows_sparse_and_dense_in_events_equal_gudhi(rng):
+    """A smooth ramp with bands of noise: rows with few events (the word scan, widths that
+    are not whole words) and rows full of them (the branchless append), in one frame and
+    across the frames of a batch that share every buffer."""
+    from scipy import ndimage
+
+    for width in (37, 64, 3):
+        yy, xx = np.mgrid[0:45, 0:width]
+        img = 0.01 * yy + 0.003 * xx + ndimage.gaussian_filter(rng.normal(size=yy.shape), 2)
+        img[10:14] = rng.random((4, width))
+        img[:, width // 2] += rng.random(45)
+        stack = np.stack([img, rng.random(img.shape), np.round(img, 1), img[::-1].copy()])
+        for connectivity in (8, 4):
+            for filtration in ("sublevel", "superlevel"):
+                h0, h1 = T.diagrams(stack, connectivity, filtration)
+                for b in range(len(stack)):
+                    g0, g1 = T.gudhi_diagrams(stack[b], filtration, connectivity)
+                    np.testing.assert_array_equal(_rows(h0[b]), _rows(g0))
+                    np.testing.assert_array_equal(_rows(h1[b]), _rows(g1))
+
+
+def test_larger_frames_equal_gudhi(rng):
+    """Frames big enough that the union-find outgrows the caches (the prefetch path)."""
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(rng.normal(size=(180, 210)), 4)
+    noise = rng.random((150, 170))
+    for img in (smooth, noise):
+        for filtration in ("sublevel", "superlevel"):
+            g0, g1 = T.gudhi_diagrams(img, filtration)
+            h0, h1 = T.diagrams(img, 8, filtration)
+            # the same multisets of points: bottleneck distance 0 by definition
+            np.testing.assert_array_equal(_rows(h0[0]), _rows(g0))
+            np.testing.assert_array_equal(_rows(h1[0]), _rows(g1))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_refused_anywhere_in_a_batch(rng, bad):
+    """The compiled kernel finds NaN/inf itself (first row, last row, a later frame) and the
+    refusal counts them, as the validation would."""
+    for where in ((0, 0, 0), (2, 6, 4), (2, 0, 8)):
+        stack = rng.random((3, 7, 9))
+        stack[where] = bad
+        stack[1, 3, 3] = bad
+        calls = (
+            lambda s: T.diagrams(s),
+            lambda s: T.h0_diagrams(s, 4, "superlevel"),
+            lambda s: T.h1_diagrams(s),
+            lambda s: T.persistence_diagram(s[where[0]]),  # noqa: B023 - called at once
+        )
+        for call in calls:
+            with pytest.raises(InvalidInput, match=r"NaN or infinite") as err:
+                call(stack)
+            assert err.value.field == "frame"
+        with pytest.raises(InvalidInput, match=r"contains 2 NaN or infinite"):
+            T.diagrams(stack)
+
+
+def test_extreme_value_ranges_equal_gudhi(rng):
+    """Values whose range overflows a double (the sort falls back to the radix sort), a
+    range of a few denormals (its bucket scale would be infinite), and clustered values
+    (big buckets), against GUDHI."""
+    frames = {
+        "huge": rng.choice([-1.7e308, -1.0, 0.0, 2.5, 1.7e308], (13, 17)) * rng.random((13, 17)),
+        "denormal": rng.integers(0, 9, (12, 15)) * 5e-324,
+        "clustered": np.where(rng.random((30, 33)) < 0.9, 1.0, 1e6) + 1e-9 * rng.random((30, 33)),
+    }
+    for name, img in frames.items():
+        for connectivity in (8, 4):
+            for filtration in ("sublevel", "superlevel"):
+                g0, g1 = T.gudhi_diagrams(img, filtration, connectivity)
+                h0, h1 = T.diagrams(img, connectivity, filtration)
+                np.testing.assert_array_equal(_rows(h0[0]), _rows(g0), err_msg=name)
+                np.testing.assert_array_equal(_rows(h1[0]), _rows(g1), err_msg=name)

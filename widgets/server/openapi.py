@@ -121,8 +121,17 @@ def build_openapi(routes: list[Route], server_url: str | None = None) -> dict[st
         }
         streamed = getattr(r.handler, "event_stream", None)
         if streamed:  # the same operation may answer as server-sent events
+            # One server-sent event, as a client parses it: its name and its data (a JSON text).
             op["responses"]["200"]["content"]["text/event-stream"] = {
-                "schema": {"type": "string", "description": streamed}
+                "schema": {
+                    "type": "object",
+                    "description": streamed,
+                    "required": ["data"],
+                    "properties": {
+                        "event": {"type": "string"},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                }
             }
         wanted = ["400", "404", "405", "413", "422", "429", "500", "503", "504"]
         # statuses only some routes answer, declared by their handler (``fn.extra_statuses``)

@@ -167,6 +167,17 @@ class Store(StoreBase):
                 "PRIMARY KEY (kind, id))"
             )
             self._db.execute("CREATE INDEX IF NOT EXISTS docs_kind_created ON docs (kind, created)")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                found = self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (self.statements.counts_table,),
+                ).fetchone()
+                self._create_counts(self._db, exists=found is not None)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         except BaseException as exc:
             if self._file_lock is not None:
                 self._file_lock.release()

@@ -234,14 +234,17 @@ class PostgresStore(StoreBase):
         except self._psycopg.OperationalError as exc:
             raise self._unavailable(exc, "lost the connection to") from None
 
-    @staticmethod
-    def _create_schema(conn: psycopg.Connection) -> None:
+    def _create_schema(self, conn: psycopg.Connection) -> None:
         # Several processes may start at once: CREATE ... IF NOT EXISTS can still race on
         # the catalogue, so they take turns.
         with conn.transaction():
             conn.execute(_LOCK, (_LOCK_SPACE, 0))
             for statement in _SCHEMA:
                 conn.execute(statement)
+            found = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (self.statements.counts_table,)
+            ).fetchone()[0]
+            self._create_counts(conn, exists=bool(found))
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         with self._pool.connection() as conn:

@@ -30,6 +30,9 @@ def _serve(args: argparse.Namespace) -> int:
     # One access-log line per successful request costs more than /health itself; 4xx and 5xx
     # are still logged (Tornado logs them at WARNING and ERROR). /metrics counts everything.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    # httpx logs every provider call at INFO (one line per LLM request): failures are ours to
+    # log, with the key redacted.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.backend:
         os.environ["PRISM_BACKEND"] = args.backend
     try:

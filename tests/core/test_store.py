@@ -331,3 +331,59 @@ def test_sqlite_a_file_store_is_locked_while_open(tmp_path):
     unlocked = Store(tmp_path / "other.sqlite", lock=False)
     Store(tmp_path / "other.sqlite", lock=False).close()
     unlocked.close()
+
+
+def _true_count(backend: Backend, kind: str) -> int:
+    """COUNT(*) straight from the database (what the kept counts must equal)."""
+    table = "docs" if backend.name == "sqlite" else "prism_docs"
+    if backend.name == "sqlite":
+        with closing(sqlite3.connect(backend.url.removeprefix("sqlite://"))) as db:
+            return db.execute(f"SELECT COUNT(*) FROM {table} WHERE kind = ?", (kind,)).fetchone()[0]
+    import psycopg
+
+    with psycopg.connect(backend.url, autocommit=True) as conn:
+        return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE kind = %s", (kind,)).fetchone()[0]
+
+
+def test_kept_counts_equal_the_documents_through_every_kind_of_write(backend, rng):
+    store = backend.open({"b": Bound(max_items=7)})
+    for step in range(300):
+        kind = "b" if rng.random() < 0.5 else "free"
+        key = int(rng.integers(0, 15))
+        if rng.random() < 0.25:
+            store.delete(kind, key)
+        else:
+            store.put(kind, key, {"step": step})
+        if step % 25 == 0:
+            for k in ("b", "free"):
+                assert store.count(k) == _true_count(backend, k) == len(store.list(k))
+    assert store.count("b") == 7 == _true_count(backend, "b")
+    assert store.count("never-written") == 0
+    # a bound lowered between runs is applied by the next write
+    store.close()
+    store = backend.open({"free": Bound(max_items=3)})
+    newest = [i for i, _ in store.list("free", newest_first=True)][:2]
+    store.put("free", "new", {})
+    assert store.count("free") == 3 == _true_count(backend, "free")
+    assert [i for i, _ in store.list("free", newest_first=True)] == ["new", *newest]
+
+
+def test_counts_are_made_for_a_file_written_before_they_existed(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as db:  # the schema before the counts table
+        db.execute(
+            "CREATE TABLE docs (kind TEXT NOT NULL, id TEXT NOT NULL, created REAL NOT NULL, "
+            "updated REAL NOT NULL, doc TEXT NOT NULL, arrays BLOB, PRIMARY KEY (kind, id))"
+        )
+        db.executemany(
+            "INSERT INTO docs VALUES (?, ?, ?, ?, '{}', NULL)",
+            [("a", str(i), float(i), float(i)) for i in range(12)] + [("b", "x", 1.0, 1.0)],
+        )
+        db.commit()
+    store = open_store(f"sqlite://{path}", bounds={"a": Bound(max_items=10)})
+    try:
+        assert store.count("a") == 12 and store.count("b") == 1
+        store.put("a", "new", {})
+        assert store.count("a") == 10 and [i for i, _ in store.list("a")][:2] == ["3", "4"]
+    finally:
+        store.close()

@@ -30,7 +30,6 @@ the config ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null`` 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 import uuid
@@ -38,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prism_kernels.errors import PrismError, Unavailable
+from prism_kernels.redact import redact
 
 ENV = "PRISM_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 5.0
@@ -59,11 +59,6 @@ def scheduler_address() -> str | None:
     (unset or blank: batches run in this process)."""
     value = os.environ.get(ENV, "").strip()
     return value or None
-
-
-def redact(address: str) -> str:
-    """``address`` with any password replaced by ``***`` (``tcp://user:***@host:8786``)."""
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", address)
 
 
 def client(address: str | None = None, timeout: float | None = None) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact_url"]
+__all__ = ["redact", "redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -17,3 +17,9 @@ def redact_url(url: str) -> str:
     # Greedy up to the last "@": a password with an unescaped "@" or "/" is still hidden.
     out = re.sub(r"^([A-Za-z][\w+.-]*://[^:@/?#]*:).*@", r"\1***@", url, flags=re.DOTALL)
     return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", out)
+
+
+def redact(text: str) -> str:
+    """``text`` (a message, an address) with the password of every URL in it replaced by
+    ``***``: ``tcp://user:***@host:8786``."""
+    return re.sub(r"(//[^/:@\s]*:)[^@/\s]*@", r"\1***@", text)

@@ -24,7 +24,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -33,15 +32,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.serverutil import free_port
+
 PG_BIN = Path(os.environ.get("PRISM_PG_BIN", "/usr/lib/postgresql/15/bin"))
 USER = "postgres"
 _names = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _need_binaries() -> None:
@@ -163,7 +158,7 @@ def start_postgres(tmpdir: Path | None = None) -> PgServer:
         )
         last_error = ""
         for _ in range(3):  # a free port can be taken between finding and binding it
-            port = _free_port()
+            port = free_port()
             server = PgServer(
                 f"postgresql://{USER}:{password}@127.0.0.1:{port}/postgres",
                 port,

@@ -19,13 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.serverutil import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _answers(port: int, password: str | None = None) -> bool:
@@ -139,7 +135,7 @@ def start_redis(
     """Start a Redis server in ``tmpdir`` on ``port`` (a free one when ``None``), requiring
     ``password`` when one is given (its ``url`` then carries it)."""
     require_redis()
-    return RedisServer(Path(tmpdir), port or _free_port(), password).start()
+    return RedisServer(Path(tmpdir), port or free_port(), password).start()
 
 
 @pytest.fixture(scope="session")

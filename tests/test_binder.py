@@ -130,9 +130,9 @@ def _is_dependency_of(names: set[str], roots: set[str]) -> bool:
     from importlib.metadata import PackageNotFoundError, requires
 
     seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
+    to_visit = list(roots)
+    while to_visit:
+        name = to_visit.pop()
         if name in seen:
             continue
         seen.add(name)
@@ -144,5 +144,5 @@ def _is_dependency_of(names: set[str], roots: set[str]) -> bool:
             r = Requirement(line)
             if r.marker is not None and not r.marker.evaluate({"extra": ""}):
                 continue
-            todo.append(canonicalize_name(r.name))
+            to_visit.append(canonicalize_name(r.name))
     return bool(names & seen)

@@ -56,7 +56,7 @@ class SimulatedController:
         Reported velocities are rates of change per *clock* second (``time_scale`` times the
         trajectory's), so a scale above 1 may exceed the limits the trajectory honours.
     clock : callable, default ``time.monotonic``
-        Returns the current time in seconds; tests pass a fake clock.
+        Returns the current time in seconds; tests inject a clock they advance by hand.
     wall_clock : callable, default ``time.time``
         A clock that survives a process restart, used only by :meth:`snapshot` and
         :meth:`restore` to account for the time between them.

@@ -452,17 +452,19 @@ def solve_ik(
         for t in np.nonzero(okm.any(axis=1))[0]:
             sols[t] = _distinct(qn[t][okm[t]], err[t][okm[t]], distinct_tol)
     else:
-        todo = np.arange(T)
+        unsolved = np.arange(T)
         spent = 0
-        while todo.size and spent < n_seeds:
+        while unsolved.size and spent < n_seeds:
             k = min(seeds_per_round, n_seeds - spent)
-            sub = xp.take(targets, xp.asarray(todo, device=dev), axis=0)
-            q, pe, oe, it = run(sub, k, seeds_for(todo, k, spent), True)
+            sub = xp.take(targets, xp.asarray(unsolved, device=dev), axis=0)
+            q, pe, oe, it = run(sub, k, seeds_for(unsolved, k, spent), True)
             iters = max(iters, it)
-            problems += todo.size * k
-            absorb(todo, k, q, pe, oe)
+            problems += unsolved.size * k
+            absorb(unsolved, k, q, pe, oe)
             spent += k
-            todo = todo[~((best_pe[todo] < tol_position) & (best_oe[todo] < tol_orientation))]
+            unsolved = unsolved[
+                ~((best_pe[unsolved] < tol_position) & (best_oe[unsolved] < tol_orientation))
+            ]
         for t in np.nonzero((best_pe < tol_position) & (best_oe < tol_orientation))[0]:
             sols[t] = best_q[t][None]
     success = (best_pe < tol_position) & (best_oe < tol_orientation)

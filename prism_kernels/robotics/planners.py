@@ -401,12 +401,12 @@ def _lazy_prm(model, chk, s, g, rng, deadline, max_it, stats, batch, k):
             if route is None:
                 break  # more samples
             pairs = [(min(a, b), max(a, b)) for a, b in zip(route[:-1], route[1:], strict=True)]
-            todo = [p for p in pairs if p not in status]
-            if todo:
-                ua = np.array([p[0] for p in todo])
-                ub = np.array([p[1] for p in todo])
+            unchecked = [p for p in pairs if p not in status]
+            if unchecked:
+                ua = np.array([p[0] for p in unchecked])
+                ub = np.array([p[1] for p in unchecked])
                 ok = chk.edges_free(nodes[ua], nodes[ub])
-                for p, o in zip(todo, ok, strict=True):
+                for p, o in zip(unchecked, ok, strict=True):
                     status[p] = 1 if o else -1
                     if not o:
                         adj[p[0]].pop(p[1], None)

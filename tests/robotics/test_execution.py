@@ -1,4 +1,4 @@
-"""Simulated controller: state from a fake clock, progress, completion, time scale, cancel,
+"""Simulated controller: state from an injected clock, progress, completion, time scale, cancel,
 and JSON snapshot / restore across a (simulated) restart."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """RoboticsService: the seeded registry, plans checked independently (dense sampling of every
 trajectory segment against the inflated boxes, by a closed-form point-box distance written
 here; link spheres for arms), limits honoured, IK goals, validate first and mutate after,
-simulated executions driven by a fake clock (RobotStatus events, cancel freezes, progress
+simulated executions driven by an injected clock (RobotStatus events, cancel freezes, progress
 monotone), and the registry, plans and executions across a restart."""
 
 from __future__ import annotations

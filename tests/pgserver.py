@@ -1,4 +1,4 @@
-"""A real PostgreSQL 15 server for tests: Debian's binaries, a temporary directory, a free
+"""A real PostgreSQL server for tests: Debian's binaries, a temporary directory, a free
 loopback port, stopped (and its directory removed) afterwards.
 
 Use the fixtures from a test module::
@@ -34,7 +34,19 @@ import pytest
 
 from tests.serverutil import free_port
 
-PG_BIN = Path(os.environ.get("PRISM_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """Debian's PostgreSQL binaries: ``$PRISM_PG_BIN``, else the newest installed version."""
+    if os.environ.get("PRISM_PG_BIN"):
+        return Path(os.environ["PRISM_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 USER = "postgres"
 _names = itertools.count(1)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shared set-up on one machine, from Debian's packages (apt-get install redis-server
-# postgresql): a Redis and a PostgreSQL 15 on loopback ports, then `prism serve --workers N`
+# postgresql): a Redis and a PostgreSQL on loopback ports, then `prism serve --workers N`
 # with PRISM_REDIS_URL and PRISM_STORE_URL pointing at them. Ctrl-C (or SIGTERM) stops all.
 #
 #   make run-cluster                      # 2 workers on port 5006
@@ -18,13 +18,15 @@ WORKERS=${WORKERS:-2}
 PORT=${PORT:-5006}
 REDIS_PORT=${REDIS_PORT:-6390}
 PG_PORT=${PG_PORT:-5440}
+# the newest PostgreSQL Debian installed (15 on bookworm)
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}
 
 die() { echo "run-cluster: $*" >&2; exit 2; }
 [ -x "$PRISM" ] || die "no prism command at $PRISM (make install first)"
 [ -x "$REDIS_SERVER" ] || die "redis-server not found: apt-get install redis-server"
-[ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 not found in $PG_BIN: apt-get install postgresql"
+[ -x "$PG_BIN/initdb" ] || die "PostgreSQL not found in $PG_BIN: apt-get install postgresql"
 
 if [ "$(id -u)" = 0 ]; then
     CLUSTER_DIR=${CLUSTER_DIR:-/tmp/prism-cluster}

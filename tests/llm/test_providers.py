@@ -18,6 +18,7 @@ from prism_kernels.llm.providers import (
     ProviderError,
     Usage,
     discover_models,
+    env_proxy,
     make_provider,
     messages_from,
 )
@@ -298,3 +299,49 @@ def test_one_pool_serves_concurrent_requests():
         out = _run(many())
     assert [c.text for c in out] == [f"Echo: q{i}" for i in range(12)]
     assert server.max_in_flight > 1  # requests overlapped on the pooled client
+
+
+def test_the_proxy_comes_from_the_environment_once(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.openai.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal.example")
+    assert env_proxy("https://api.openai.com/v1") == "http://proxy.example:3128"
+    assert env_proxy("http://api.openai.com/v1") is None  # no HTTP_PROXY
+    for local in (
+        "http://127.0.0.1:8000/v1",
+        "https://localhost/v1",
+        "https://vllm.internal.example",
+    ):
+        assert env_proxy(local) is None, local
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:8080")
+    assert env_proxy("http://api.openai.com/v1") == "http://all.example:8080"
+
+
+def test_a_session_per_loop_and_closing_one_leaves_the_others(openai_server):
+    p = _openai(openai_server)
+    req = ChatRequest("loop-small", messages_from(Q))
+
+    async def main():
+        here = asyncio.get_running_loop()
+        text = (await p.complete(req)).text
+        mine = p._clients[here]
+
+        async def there():  # another thread's loop: a session of its own, closed there
+            try:
+                return (await p.complete(req)).text, len(p._clients)
+            finally:
+                await p.aclose()
+
+        other, sessions = await asyncio.to_thread(asyncio.run, there())
+        again = (await p.complete(req)).text
+        kept = p._clients[here] is mine and not mine.closed
+        await p.aclose()
+        return text, other, again, sessions, kept, mine.closed, here in p._clients
+
+    text, other, again, sessions, kept, closed, still = _run(main())
+    assert text == other == again == ANSWERS[Q]
+    assert sessions == 2 and kept and closed and not still

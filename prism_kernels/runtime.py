@@ -40,6 +40,11 @@ class Runtime:
                 self._services[cls] = svc
             return svc
 
+    def built(self, cls: type[T]) -> T | None:
+        """The instance of ``cls`` if it is built already, else ``None``; never waits (another
+        service being built holds the lock)."""
+        return self._services.get(cls)
+
     @property
     def services(self) -> dict[type, Any]:
         return dict(self._services)

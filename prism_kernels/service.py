@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -84,6 +84,10 @@ class Collection:
     def put(self, id: str | int, doc: dict[str, Any], arrays: dict[str, Any] | None = None) -> None:
         """Insert or replace one document (one transaction; committed on return)."""
         self.store.put(self.kind, id, doc, arrays)
+
+    def put_many(self, items: Sequence[tuple[str | int, dict[str, Any]]]) -> None:
+        """Insert or replace ``(id, doc)`` documents in one transaction, in order."""
+        self.store.put_many(self.kind, [(id, doc, None) for id, doc in items])
 
     def get(self, id: str | int) -> dict[str, Any]:
         """The stored document; raises :class:`NotFound`."""

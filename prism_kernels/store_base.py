@@ -14,7 +14,7 @@ import io
 import json
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -233,19 +233,35 @@ class StoreBase:
         arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Insert or replace one document (and its arrays) atomically, then apply the kind's bound."""
+        self.put_many(kind, [(id, doc, arrays)])
+
+    def put_many(
+        self,
+        kind: str,
+        items: Sequence[tuple[str | int, dict[str, Any], dict[str, np.ndarray] | None]],
+    ) -> None:
+        """Insert or replace ``(id, doc, arrays)`` documents in one transaction (all or none),
+        in order, then apply the kind's bound once: one commit for many rows."""
         self._check_write(kind)
-        key = str(id)
-        if "\x00" in kind or "\x00" in key:
-            raise InvalidInput("id" if "\x00" in key else "kind", "must not contain NUL characters")
-        text = _dump_doc(kind, doc)
-        blob = _encode_arrays(arrays)
+        rows = []
+        for id, doc, arrays in items:
+            key = str(id)
+            if "\x00" in kind or "\x00" in key:
+                raise InvalidInput(
+                    "id" if "\x00" in key else "kind", "must not contain NUL characters"
+                )
+            rows.append((key, _dump_doc(kind, doc), _encode_arrays(arrays)))
+        if not rows:
+            return
         now = time.time()
         bound = self.bounds.get(kind, Bound())
         sql = self.statements
 
         def work(db: Cursorish) -> None:
-            added = 0 if db.execute(sql.exists, (kind, key)).fetchone() else 1
-            db.execute(sql.upsert, (kind, key, now, now, text, blob))
+            added = 0
+            for key, text, blob in rows:
+                added += 0 if db.execute(sql.exists, (kind, key)).fetchone() else 1
+                db.execute(sql.upsert, (kind, key, now, now, text, blob))
             if bound.max_age_s is not None:
                 added -= db.execute(sql.drop_aged, (kind, now - bound.max_age_s)).rowcount
             if added:

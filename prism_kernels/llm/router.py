@@ -15,9 +15,11 @@
   ``"continue"``: the partial text goes to the fallback as an assistant prefill (continued
   natively by Anthropic and by OpenAI-compatible servers that continue a final assistant
   message, e.g. vLLM) and its text is appended.
-- Every network call runs on a router-owned event loop in a background thread: ``await
+- Network calls run on a router-owned event loop in a background thread: ``await
   router.complete(...)`` from any loop and ``router.complete_sync(...)`` from any thread (e.g.
-  executor threads of a server) share one connection pool per endpoint.
+  executor threads of a server) share one connection pool per endpoint. A long-lived loop of
+  the caller's (a web server's, Jupyter's) can be attached (:meth:`LlmRouter.attach_loop`):
+  calls awaited there then run there, with a pool of that loop's, and skip the two thread hops.
 - ``batch``: many requests with bounded concurrency, results in request order.
 
 Results (:class:`LlmResult`) and health rows are JSON-able and carry a key *id*, never a key.
@@ -32,6 +34,7 @@ import queue
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,6 +322,8 @@ class LlmRouter:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._attached: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._state_lock = threading.Lock()  # endpoint and model statistics: several loops
         self._closed = False
 
     def __repr__(self) -> str:
@@ -344,11 +349,23 @@ class LlmRouter:
                 self._loop = loop
             return self._loop
 
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Run calls awaited on ``loop`` (default: the running one) on that loop itself.
+
+        For a long-lived loop such as a web server's or Jupyter's: its calls get a connection
+        pool of their own and no longer hop to the router's thread and back (two wake-ups per
+        call). Sync calls from that loop's thread stay refused, as on the router's own loop.
+        Idempotent; the attachment ends with the loop.
+        """
+        self._attached.add(loop if loop is not None else asyncio.get_running_loop())
+
     def _on_router_loop(self) -> bool:
+        """Whether the running loop is one that router coroutines run on directly."""
         try:
-            return asyncio.get_running_loop() is self._loop
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
+        return loop is self._loop or loop in self._attached
 
     async def _submit(self, coro):
         if self._on_router_loop():
@@ -357,12 +374,15 @@ class LlmRouter:
         return await asyncio.wrap_future(fut)
 
     def _run_sync(self, coro, timeout: float | None = None):
+        if self._on_router_loop():  # waiting here would block the loop the call needs
+            coro.close()
+            raise RuntimeError("a sync LlmRouter call cannot run on the router's own loop")
         try:
             loop = self._ensure_loop()
         except Unavailable:
             coro.close()
             raise
-        if self._on_router_loop() or threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a sync LlmRouter call cannot run on the router's own loop")
         fut = asyncio.run_coroutine_threadsafe(coro, loop)
@@ -378,6 +398,10 @@ class LlmRouter:
             loop, thread = self._loop, self._thread
             self._closed = True
             self._loop = self._thread = None
+        attached = list(self._attached)
+        self._attached.clear()
+        for other in attached:  # an attached loop's pools: closed there if it still runs
+            self._close_pools_on(other)
         if loop is None:
             return
 
@@ -390,6 +414,30 @@ class LlmRouter:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+    def _close_pools_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        async def close_here() -> None:
+            for p in self._providers.values():
+                await p.aclose()
+
+        try:
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(close_here())  # stopped (a server shutting down)
+                return
+            if loop.is_running() and not self._runs_in(loop):
+                asyncio.run_coroutine_threadsafe(close_here(), loop).result(5)
+                return
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass
+        for p in self._providers.values():  # closed, or this very thread: nothing to await
+            p.drop_sessions()
+
+    @staticmethod
+    def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
 
     def __enter__(self) -> LlmRouter:
         return self
@@ -461,6 +509,10 @@ class LlmRouter:
         return max(0.0, self._state[endpoint].cooldown_until - self.clock())
 
     def _ok(self, mc: ModelConfig, latency_ms: float) -> None:
+        with self._state_lock:
+            self._ok_locked(mc, latency_ms)
+
+    def _ok_locked(self, mc: ModelConfig, latency_ms: float) -> None:
         st = self._state[mc.endpoint]
         st.requests += 1
         st.consecutive_failures = 0
@@ -483,6 +535,10 @@ class LlmRouter:
         )
 
     def _failed(self, mc: ModelConfig, err: ProviderError) -> None:
+        with self._state_lock:
+            self._failed_locked(mc, err)
+
+    def _failed_locked(self, mc: ModelConfig, err: ProviderError) -> None:
         st = self._state[mc.endpoint]
         st.requests += 1
         st.failures += 1

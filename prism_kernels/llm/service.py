@@ -37,11 +37,12 @@ called; cache hits stay free and are still served.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from prism_kernels.llm.providers import messages_from
 from prism_kernels.llm.router import MAX_PROMPT_CHARS, MAX_TOKENS_LIMIT, LlmResult, LlmRouter
 from prism_kernels.llm.usage import UsageLedger, key_id
 from prism_kernels.service import TIMING_KEY, DomainService
+from prism_kernels.write_behind import WriteBehind
 
 STRATEGIES = _consensus.STRATEGIES
 MAX_CONSENSUS_MODELS = 16
@@ -129,6 +131,9 @@ class LlmService(DomainService):
             "llm_cache", max_items=int(cache_entries), label="cache entry"
         )
         self.usage_docs = self.collection("llm_usage", max_items=int(max_usage_rows), label="usage")
+        # Usage and cache rows are written behind the answer (which comes from the ledger and
+        # the cache in memory): a request waits for no store write; close() writes them all.
+        self.writes = WriteBehind("prism-llm-writes")
         cache_rows = [doc for _, doc in reversed(self.cache_docs.page(limit=None))]
         self.cache = ResponseCache.from_records(
             cache_rows, max_entries=int(cache_entries), ttl_s=cache_ttl_s, threshold=cache_threshold
@@ -249,7 +254,7 @@ class LlmService(DomainService):
             "last_used": now,
             "hits": 0,
         }
-        self.cache_docs.put(key, row)
+        self.writes.put(self.cache_docs, key, row)
         for callback in self._cache_listeners:
             try:
                 callback(row)
@@ -302,7 +307,8 @@ class LlmService(DomainService):
             kid,
             request_id,
         )
-        self.usage_docs.put(
+        self.writes.put(
+            self.usage_docs,
             request_id,
             {
                 "time": row.time,
@@ -381,33 +387,121 @@ class LlmService(DomainService):
             return self.stream(
                 prompt, model, system_prompt, temperature, max_tokens, fallbacks, cache, key
             )
+        steps = self._query_steps(
+            prompt, model, system_prompt, temperature, max_tokens, fallbacks, cache, key
+        )
+        value: Any = None
+        while True:
+            try:
+                step, args = steps.send(value)
+            except StopIteration as done:
+                return done.value
+            value = self._cached(*args) if step == "cached" else self.router.complete_sync(**args)
+
+    async def aquery(
+        self,
+        prompt: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        fallbacks: Sequence[str] | None = None,
+        cache: bool = True,
+        key: str | None = None,
+        stream: bool = False,
+    ) -> dict[str, Any] | Iterator[dict[str, Any]]:
+        """:meth:`query`, awaited (with ``stream=True``: :meth:`stream`'s items, validated and
+        budget-checked in the loop's default executor before this returns).
+
+        On a loop attached with :meth:`attach_loop` (a server's) the provider call runs on that
+        loop without thread hops; elsewhere on the router's thread. The cache lookup (an
+        embedding and a matrix product over the cached prompts) runs in the loop's default
+        executor and the store writes behind the answer (:attr:`writes`): the loop itself only
+        validates, books in memory and waits. Same answer, errors and bookkeeping as
+        :meth:`query` (the same steps, :meth:`_query_steps`).
+        """
+        loop = asyncio.get_running_loop()
+        if stream:
+            return await loop.run_in_executor(
+                None,
+                self.stream,
+                prompt,
+                model,
+                system_prompt,
+                temperature,
+                max_tokens,
+                fallbacks,
+                cache,
+                key,
+            )
+        steps = self._query_steps(
+            prompt, model, system_prompt, temperature, max_tokens, fallbacks, cache, key
+        )
+        value: Any = None
+        while True:
+            try:
+                step, args = steps.send(value)
+            except StopIteration as done:
+                return done.value
+            if step == "cached":
+                value = await loop.run_in_executor(None, self._cached, *args)
+            else:
+                value = await self.router.complete(**args)
+
+    def _query_steps(
+        self, prompt, model, system_prompt, temperature, max_tokens, fallbacks, cache, key
+    ) -> Generator[tuple[str, Any], Any, dict[str, Any]]:
+        """One query as steps, without I/O of its own: yields ``("cached", args)`` to be sent
+        :meth:`_cached` ``(*args)``, then (on a miss) ``("call", kwargs)`` to be sent the
+        router's result for ``kwargs``; returns the answer. :meth:`query` and :meth:`aquery`
+        drive it, one blocking, one awaiting."""
         self._ready()
         mc = self._check(prompt, model, system_prompt, temperature, max_tokens, fallbacks)
         kid = key_id(key)
         request_id = uuid.uuid4().hex
         with self.timed("query") as t:
             params = self._scope_params(system_prompt, temperature, max_tokens)
-            emb = self._embedding(prompt) if cache else None
-            out = self._lookup(mc, prompt, params, emb) if cache else None
+            emb, out = (yield "cached", (mc, prompt, params)) if cache else (None, None)
             if out is not None:
                 out.update(id=request_id, key_id=kid)
             else:
                 self.ledger.check(kid)
-                result = self.router.complete_sync(
-                    prompt,
-                    mc.name,
-                    system_prompt=system_prompt,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    fallbacks=list(fallbacks) if fallbacks is not None else None,
+                result = yield (
+                    "call",
+                    {
+                        "prompt": prompt,
+                        "model": mc.name,
+                        "system_prompt": system_prompt,
+                        "temperature": temperature,
+                        "max_tokens": max_tokens,
+                        "fallbacks": list(fallbacks) if fallbacks is not None else None,
+                    },
                 )
-                out = self._answer(result, kid, request_id)
-                if cache:
-                    self._store(mc, prompt, params, emb, result)
+                out = self._settle(result, kid, request_id, mc, prompt, params, emb, cache)
         with self.lock:
             self.queries += 1
         self._announce(out)
         return {**out, TIMING_KEY: t.ms}
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Let provider calls awaited on ``loop`` (default: the running one) run there: for a
+        loop that lives as long as this service, such as a web server's
+        (:meth:`LlmRouter.attach_loop`). Idempotent."""
+        self.router.attach_loop(loop)
+
+    def _cached(
+        self, mc: ModelConfig, prompt: str, params: dict
+    ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """The prompt's embedding (None without the semantic cache) and the cached answer."""
+        emb = self._embedding(prompt)
+        return emb, self._lookup(mc, prompt, params, emb)
+
+    def _settle(self, result, kid, request_id, mc, prompt, params, emb, cache) -> dict[str, Any]:
+        """Account a provider's answer (usage row) and cache it; the answer's fields."""
+        out = self._answer(result, kid, request_id)
+        if cache:
+            self._store(mc, prompt, params, emb, result)
+        return out
 
     def stream(
         self,
@@ -800,4 +894,5 @@ class LlmService(DomainService):
         }
 
     def close(self) -> None:
+        self.writes.close()  # every queued usage and cache row, before the store closes
         self.router.close()

@@ -62,26 +62,31 @@ def test_domain_declares_its_service(name, module, group):
     assert len(health) == 1, "the domain's /health comes from RouteGroup(service=...)"
 
 
-def _calls(fn) -> tuple[list[ast.Call], ast.FunctionDef]:
+def _calls(fn) -> tuple[list[ast.Call], ast.FunctionDef | ast.AsyncFunctionDef]:
     src = textwrap.dedent(inspect.getsource(fn))
     tree = ast.parse(src)
-    fdef = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+    fdef = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
     # The body only: the ``@ROUTES.post(...)`` decorator is a declaration, not a call it makes.
     calls = [n for stmt in fdef.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
     return calls, fdef
 
 
 def _root(node: ast.AST) -> ast.AST:
-    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript, ast.Await)):
         node = node.func if isinstance(node, ast.Call) else node.value
     return node
 
 
-def _is_service_lookup(call: ast.Call) -> bool:
+def _is_service_lookup(call: ast.AST) -> bool:
+    """``req.service(Svc)``, or ``await req.aservice(Svc)`` in an ``async def`` handler."""
+    if isinstance(call, ast.Await):
+        call = call.value
+    if not isinstance(call, ast.Call):
+        return False
     f = call.func
     return (
         isinstance(f, ast.Attribute)
-        and f.attr == "service"
+        and f.attr in ("service", "aservice")
         and _root(f) is not None
         and (isinstance(_root(f), ast.Name) and _root(f).id == "req")
     )
@@ -101,7 +106,7 @@ def test_handlers_only_call_their_service(name, module, group):
             if _is_service_lookup(c):
                 continue
             f = c.func
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call):
+            if isinstance(f, ast.Attribute) and isinstance(f.value, (ast.Call, ast.Await)):
                 if _is_service_lookup(f.value):
                     service_calls += 1
                     continue

@@ -387,3 +387,18 @@ def test_counts_are_made_for_a_file_written_before_they_existed(tmp_path):
         assert store.count("a") == 10 and [i for i, _ in store.list("a")][:2] == ["3", "4"]
     finally:
         store.close()
+
+
+def test_put_many_is_one_transaction_in_order_with_the_bound_once(backend):
+    s = backend.open(bounds={"k": Bound(max_items=4)})
+    s.put("k", "old", {"i": -1})
+    s.put_many("k", [(i, {"i": i}, None) for i in range(3)] + [(1, {"i": 11}, None)])
+    assert s.list("k") == [("old", {"i": -1}), ("0", {"i": 0}), ("1", {"i": 11}), ("2", {"i": 2})]
+    assert s.count("k") == 4
+    s.put_many("k", [(7, {"i": 7}, None), (8, {"i": 8}, None)])  # two past the bound
+    assert [i for i, _ in s.list("k")] == ["1", "2", "7", "8"] and s.count("k") == 4
+    with pytest.raises(InvalidInput):  # one bad id: nothing of the batch is written
+        s.put_many("k", [(9, {"i": 9}, None), ("bad\x00id", {}, None)])
+    assert not s.exists("k", 9) and s.count("k") == 4
+    s.put_many("k", [])  # nothing to do
+    assert s.count("k") == 4

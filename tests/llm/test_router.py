@@ -91,6 +91,30 @@ def test_async_from_another_loop_and_sync_from_threads(router):
     assert got == [f"Echo: t{i}" for i in range(16)]
 
 
+def test_an_attached_loop_runs_its_calls_itself(router):
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def main():
+            router.attach_loop()
+            out = await asyncio.gather(*(router.complete(f"a{i}", "claude") for i in range(5)))
+            with pytest.raises(RuntimeError, match="own loop"):
+                router.complete_sync("x")  # would block the loop it needs
+            return [r.text for r in out]
+
+        assert loop.run_until_complete(main()) == [f"Echo: a{i}" for i in range(5)]
+        assert router._thread is None  # no hop to a thread of the router's
+        with ThreadPoolExecutor(4) as ex:  # other threads' sync calls: the router's own loop
+            got = list(ex.map(lambda i: router.complete_sync(f"t{i}").text, range(4)))
+        assert got == [f"Echo: t{i}" for i in range(4)] and router._thread is not None
+        sessions = [p._clients[loop] for p in router._providers.values() if loop in p._clients]
+        assert len(sessions) == 1 and not sessions[0].closed
+        router.close()  # the loop is stopped, not closed (a server shutting down): closed there
+        assert sessions[0].closed
+    finally:
+        loop.close()
+
+
 def test_retryable_failures_are_retried(router, openai_server):
     openai_server.fail("status", times=2, status=500)
     res = router.complete_sync(Q, "gpt")

@@ -3,6 +3,7 @@ wiring, key hygiene. Providers are loopback servers (real wire protocols) or a r
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -209,3 +210,31 @@ def test_consensus_groups_paraphrases_and_separates_a_different_answer(tmp_path)
     assert len(sc["samples"]) == 5 and sc["num_unique_answers"] == 1
     assert s.usage()["totals"]["requests"] == 4 * 3 + 5
     s.close()
+
+
+def test_aquery_answers_and_books_as_query_does(svc, openai_server):
+    loop = asyncio.new_event_loop()  # lives as long as the service, like a server's
+
+    async def main():
+        svc.attach_loop()
+        first = await svc.aquery(Q, key=CALLER)
+        hit = await svc.aquery(Q, key=CALLER)
+        with pytest.raises(InvalidInput) as bad:
+            await svc.aquery("x", temperature=2.5)
+        return first, hit, bad.value.field
+
+    try:
+        first, hit, field = loop.run_until_complete(main())
+        sync = svc.query(Q, key=CALLER, cache=False)  # the same question through query
+        assert first.keys() == sync.keys() and first["cached"] is False
+        for k in ("text", "model_used", "tokens_used", "cost_usd", "key_id", "fallback_used"):
+            assert first[k] == sync[k], k
+        assert hit["cached"] is True and hit["cost_usd"] == 0.0 and field == "temperature"
+        assert len(openai_server.posts()) == 2  # the hit and the rejected one never left
+        u = svc.usage()["totals"]
+        assert u["requests"] == 2 and u["total_tokens"] == 2 * first["tokens_used"]["total"]
+        st = svc.cache_stats()
+        assert st["entries"] == 1 and st["hits"] == 1 and st["misses"] == 1
+    finally:
+        svc.close()  # the loop is stopped: the router closes its pools on it
+        loop.close()

@@ -76,6 +76,7 @@ from widgets.server.websocket import EventSocket, Hub
 
 log = logging.getLogger("prism.server")
 IO_THREADS = 64  # requests waiting on network peers at once (LLM calls, streams)
+INLINE_BODY_BYTES = 16 * 1024  # an async handler's body is parsed on the loop up to this size
 
 SERVER_ROUTES = RouteGroup("server", "The server itself", prefix=API_PREFIX)
 
@@ -253,7 +254,14 @@ class ServerApp:
 
     async def execute(self, route: Route, req: Any, chunks: list[bytes] | None = None) -> Any:
         """Run a handler in the executor (or inline when it is trivial and has no body), with
-        its timeout. A request body is parsed and validated there too, never on the loop."""
+        its timeout. A request body is parsed and validated there too, never on the loop.
+
+        An ``async def`` handler is awaited on the loop instead (:meth:`Route.acall`), its body
+        parsed inline when it is at most ``INLINE_BODY_BYTES`` (parsing a small body costs less
+        than the two thread hops it would take).
+        """
+        if route.is_async:
+            return await self._await_handler(route, req, chunks)
         if not route.offload and route.request is None:
             return route.call(req)
         loop = asyncio.get_running_loop()
@@ -282,6 +290,32 @@ class ServerApp:
             return await asyncio.wait_for(fut, route.timeout_s)
         except TimeoutError:
             raise ApiError(504, f"{route.name} took longer than {route.timeout_s:g} s") from None
+
+    async def _await_handler(self, route: Route, req: Any, chunks: list[bytes] | None) -> Any:
+        settings = self.settings
+        if route.request is not None:
+            raw = b"".join(chunks or ())
+            args = (route, raw, settings.max_json_depth, settings.max_array_items)
+            if len(raw) <= INLINE_BODY_BYTES:
+                req.body = parse_body(*args)
+            else:
+                loop = asyncio.get_running_loop()
+                req.body = await loop.run_in_executor(self.executor, parse_body, *args)
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        deadline = asyncio.timeout(route.timeout_s)
+        try:
+            async with deadline:
+                return await route.acall(req)
+        except TimeoutError:
+            if deadline.expired():
+                raise ApiError(
+                    504, f"{route.name} took longer than {route.timeout_s:g} s"
+                ) from None
+            raise
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
 
     def record_request(self, handler: web.RequestHandler, route: str) -> None:
         """Count a request under ``route``, a label the server chose (never the raw path)."""

@@ -22,6 +22,7 @@ domain's ``GET /health`` from the service's :meth:`~prism_kernels.service.Domain
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import re
@@ -71,6 +72,19 @@ class Request:
         """The runtime's instance of a service class (see :mod:`prism_kernels.runtime`)."""
         return self.runtime.service(cls)
 
+    async def aservice(self, cls: type) -> Any:
+        """:meth:`service` for an ``async def`` handler: the first time, the service is built
+        in a thread (building may read the store or call the network), never on the loop. A
+        service with an ``attach_loop(loop)`` method is told the server's loop, so its awaited
+        I/O runs there (:meth:`prism_kernels.llm.service.LlmService.attach_loop`)."""
+        svc = self.runtime.built(cls)
+        if svc is None:
+            svc = await asyncio.to_thread(self.runtime.service, cls)
+        attach = getattr(svc, "attach_loop", None)
+        if attach is not None:
+            attach(asyncio.get_running_loop())
+        return svc
+
 
 @dataclass
 class Route:
@@ -92,8 +106,10 @@ class Route:
     timeout_s: float | None = 120.0
     example: dict[str, Any] | None = None  # a request body that works, shown in OpenAPI and tested
     path_params: list[str] = field(default_factory=list)
+    is_async: bool = field(init=False)  # an async def handler, awaited on the loop (acall)
 
     def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.handler)
         self.method = self.method.upper()
         self.path_params = re.findall(r"{(\w+)}", self.path)
         if self.method in ("GET", "HEAD") and self.role == "user":
@@ -120,7 +136,16 @@ class Route:
         handler left out stays out. A field the model does not declare raises
         :class:`ResponseMismatch` (a 500): the model is the contract.
         """
-        result = self.handler(req)
+        return self.shape(self.handler(req))
+
+    async def acall(self, req: Request) -> Any:
+        """Await an ``async def`` handler on the server's loop and shape its answer as
+        :meth:`call` does. Such a handler may only await (I/O, or work it hands to an executor)
+        and do sub-millisecond work itself: the loop serves every other request meanwhile."""
+        return self.shape(await self.handler(req))
+
+    def shape(self, result: Any) -> Any:
+        """``result`` through the response model (JSON-ready), or as is for an event stream."""
         if self.response is None or isinstance(result, EventStream):
             return result
         try:
@@ -534,7 +559,7 @@ class ApiHandler(JsonResponder):
                 request_id=self.request_id,
                 identity=identity,
             )
-            if route.offload or route.request is not None:
+            if route.is_async or route.offload or route.request is not None:
                 chunks, self._chunks = self._chunks, []  # joined in the executor, not here
                 result = await self.app.execute(route, req, chunks)
             else:  # trivial and bodiless: answered here

@@ -211,7 +211,6 @@ EXAMPLE_QUERY = {"prompt": "What is the capital of France?", "max_tokens": 64}
 @ROUTES.post(
     "/query",
     request=QueryRequest,
-    waits=True,
     response=QueryResult,
     example=EXAMPLE_QUERY,
     summary="Ask one model (with fallbacks and the response cache)",
@@ -221,8 +220,9 @@ EXAMPLE_QUERY = {"prompt": "What is the capital of France?", "max_tokens": 64}
     "configuration and budget errors still come as JSON before the stream starts). No "
     "provider configured: 503 naming the variables to set; budget spent: 402.",
 )
-def query(req: Request) -> dict | EventStream:
-    answer = req.service(LlmService).query(**req.body.args(req))
+async def query(req: Request) -> dict | EventStream:
+    # awaited on the server's loop: the provider call makes no thread hop (see aquery)
+    answer = await (await req.aservice(LlmService)).aquery(**req.body.args(req))
     if req.body.stream:  # validated (and budget-checked) already; the stream starts when read
         return LlmFrame.event_stream(answer, req.request_id)
     return answer

@@ -1,16 +1,22 @@
 """LLM orchestration kernels: ours against scikit-learn and a plain Python baseline, one process.
 
 (a) overhead per request against calling the same local OpenAI-compatible server directly:
-    the test suite's loopback OpenAI server (``python -m tests.llm.loopback``, its own process,
-    answering at once) is called ``total`` times at 1, 16 and 64 concurrent requests (a) directly
-    with ``httpx.AsyncClient`` (the same HTTP library our providers use), (b) through our
-    router (:meth:`LlmRouter.complete`: model resolution, retries/cooldown bookkeeping, usage),
+    the test suite's loopback OpenAI server (``python -m tests.llm.loopback``, its own process)
+    is called at 1, 16 and 64 concurrent requests (a) directly with aiohttp (the client our
+    providers use; httpx, the OpenAI SDK's, costs 4x its CPU per call and stalls for seconds
+    at 64 connections, which would flatter us), (b) through our router
+    (:meth:`LlmRouter.complete`: model resolution, retries/cooldown bookkeeping, usage),
     (c) through :meth:`LlmService.query` with ``cache=False`` from as many threads (validation,
-    budget check, usage rows written to the store, the ``LlmAnswered`` event), and (d) through a
-    real ``prism serve`` (``POST /api/v1/llm/query``, ``cache: false``), which adds an HTTP hop
-    of its own. ``ours_s`` and ``peer_s`` are p50 latencies; ``extra`` has p99s, the p50
+    budget check, usage rows written to the store, the ``LlmAnswered`` event), and (d) through
+    a real ``prism serve`` (``POST /api/v1/llm/query``, ``cache: false``), which adds an HTTP
+    hop of its own. ``ours_s`` and ``peer_s`` are p50 latencies; ``extra`` has p99s, the p50
     overhead in milliseconds and the CPU milliseconds per request (this process plus the PRISM
-    server's; the loopback's own CPU is left out, it is the same for all). The concurrency levels alternate between ours and direct.
+    server's; the loopback's own CPU is left out, it is the same for all). The paths alternate,
+    in two halves each. A first run has the loopback answer at once; a second, at 16 and 64 in
+    flight, has it take ``MODEL_DELAY_MS`` per answer, as a local model does, the callers
+    starting staggered over that time: with an instant provider, 16 or 64 requests in flight on
+    a 2-core machine that also runs the client and the provider measure CPU queueing, not what
+    a caller waits for.
 (b) semantic clustering of 1,000 answers to one prompt (25 different answers, each phrased
     with one of 8 templates; ground truth known): the same WordLlama embeddings (SIF weighting,
     the prompt as context), then ours (:func:`prism_kernels.llm.consensus.cluster` on the cosine
@@ -287,17 +293,30 @@ ROOT = Path(__file__).resolve().parents[1]
 OVERHEAD_PROMPT = "Say hello."
 
 
+#: How long the loopback takes to answer in the second overhead run: a short answer from a
+#: local model. With an instant provider, 16 or 64 requests in flight on 2 shared cores measure
+#: CPU queueing (client, provider and server on the same cores), not what a caller waits for.
+#: The callers start staggered over one answer time, so requests arrive spread out as from
+#: independent users, not in lockstep bursts of the whole level.
+MODEL_DELAY_MS = 250.0
+
+
 @contextlib.contextmanager
-def _loopback() -> Iterator[str]:
-    """The loopback OpenAI-compatible server in a process of its own; yields its base URL."""
+def _loopback(delay_ms: float = 0.0) -> Iterator[str]:
+    """The loopback OpenAI-compatible server in a process of its own, every answer taking
+    ``delay_ms``; yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.llm.loopback"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.llm.loopback", "--delay-ms", str(delay_ms)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         yield proc.stdout.readline().strip()
     finally:
         proc.terminate()
         proc.wait(10)
+        proc.stdout.close()
 
 
 def _percentiles(lat: list[float]) -> tuple[float, float]:
@@ -305,11 +324,15 @@ def _percentiles(lat: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-async def _drive(call: Callable[[], Awaitable[str]], total: int, concurrency: int) -> list[float]:
-    """Per-request latencies (s) of ``total`` calls, ``concurrency`` in flight at once."""
+async def _drive(
+    call: Callable[[], Awaitable[str]], total: int, concurrency: int, stagger_s: float = 0.0
+) -> list[float]:
+    """Per-request latencies (s) of ``total`` calls, ``concurrency`` in flight at once, the
+    callers' first calls spread evenly over ``stagger_s``."""
     lat: list[float] = []
 
-    async def worker(n: int) -> None:
+    async def worker(i: int, n: int) -> None:
+        await asyncio.sleep(stagger_s * i / concurrency)
         for _ in range(n):
             t0 = time.perf_counter()
             text = await call()
@@ -317,7 +340,7 @@ async def _drive(call: Callable[[], Awaitable[str]], total: int, concurrency: in
             assert text == "Hello there!", text
 
     per = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
-    await asyncio.gather(*(worker(n) for n in per))
+    await asyncio.gather(*(worker(i, n) for i, n in enumerate(per)))
     return lat
 
 
@@ -330,10 +353,15 @@ def _cpu(server) -> float:
     return time.process_time() + t.user + t.system
 
 
-def _threads(call: Callable[[], str], total: int, concurrency: int) -> list[float]:
-    """Per-request latencies (s) of a blocking ``call`` from ``concurrency`` threads."""
+def _threads(
+    call: Callable[[], str], total: int, concurrency: int, stagger_s: float = 0.0
+) -> list[float]:
+    """Per-request latencies (s) of a blocking ``call`` from ``concurrency`` threads, their
+    first calls spread evenly over ``stagger_s``."""
 
-    def timed(_: int) -> float:
+    def timed(k: int) -> float:
+        if k < concurrency:  # each thread's first call
+            time.sleep(stagger_s * k / concurrency)
         t0 = time.perf_counter()
         text = call()
         assert text == "Hello there!", text
@@ -343,8 +371,12 @@ def _threads(call: Callable[[], str], total: int, concurrency: int) -> list[floa
         return list(pool.map(timed, range(total)))
 
 
-def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
-    import httpx
+def _overhead(
+    total: int | None, levels: tuple[int, ...] = (1, 16, 64), delay_ms: float = 0.0
+) -> list[Case]:
+    """Overhead rows (see the module's docstring): ``total`` requests per path and level, or
+    (``None``) 40 rounds of ``level`` requests."""
+    import aiohttp
 
     from prism_kernels.llm.config import load_config
     from prism_kernels.llm.router import LlmRouter
@@ -353,7 +385,9 @@ def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
     from tests.serverutil import PrismServer
 
     cases = []
-    with _loopback() as base:
+    answers_in = f", provider answering in {delay_ms:g} ms" if delay_ms else ""
+    stagger_s = delay_ms / 1e3
+    with _loopback(delay_ms) as base:
         env = {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "sk-bench-not-a-secret"}
         body = {"model": "loop-small", "messages": [{"role": "user", "content": OVERHEAD_PROMPT}]}
         router = LlmRouter(load_config(env))
@@ -362,27 +396,27 @@ def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
         server = PrismServer(dashboards=False, extra_env=env).start()
 
         async def measure(level: int) -> dict[str, list[float]]:
-            limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+            headers = dict(server.client().headers)
             async with (
-                httpx.AsyncClient(base_url=base, limits=limits) as direct,
-                httpx.AsyncClient(
-                    base_url=server.url, limits=limits, headers=server.client().headers
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=level)) as direct,
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=level), headers=headers
                 ) as prism,
             ):
 
                 async def call_direct() -> str:
-                    r = await direct.post("/chat/completions", json=body)
-                    return r.json()["choices"][0]["message"]["content"]
+                    async with direct.post(f"{base}/chat/completions", json=body) as r:
+                        return (await r.json())["choices"][0]["message"]["content"]
 
                 async def call_router() -> str:
                     return (await router.complete(OVERHEAD_PROMPT, "loop-small")).text
 
                 async def call_server() -> str:
-                    r = await prism.post(
-                        "/api/v1/llm/query",
+                    async with prism.post(
+                        f"{server.url}/api/v1/llm/query",
                         json={"prompt": OVERHEAD_PROMPT, "model": "loop-small", "cache": False},
-                    )
-                    return r.json()["data"]["text"]
+                    ) as r:
+                        return (await r.json())["data"]["text"]
 
                 for call in (call_direct, call_router, call_server):  # warm connections
                     await _drive(call, 2 * level, level)
@@ -394,7 +428,7 @@ def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
                         ("server", call_server),
                     ):
                         c0 = _cpu(server)
-                        out[name] += await _drive(call, total // 2, level)
+                        out[name] += await _drive(call, n // 2, level, stagger_s)
                         cpu[name] += _cpu(server) - c0
                 return out
 
@@ -405,11 +439,12 @@ def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
 
         try:
             for level in levels:
+                n = total or 40 * level
                 for k in cpu:
                     cpu[k] = 0.0
                 lat = asyncio.run(measure(level))
                 c0 = _cpu(server)
-                lat["service"] = _threads(service_call, total, level)
+                lat["service"] = _threads(service_call, n, level, stagger_s)
                 cpu["service"] = _cpu(server) - c0
                 d50, d99 = _percentiles(lat["direct"])
                 for name, what in (
@@ -421,11 +456,11 @@ def _overhead(total: int, levels: tuple[int, ...] = (1, 16, 64)) -> list[Case]:
                     cases.append(
                         Case(
                             "llm",
-                            f"overhead {what}, {level} concurrent",
+                            f"overhead {what}, {level} concurrent{answers_in}",
                             o50,
-                            "httpx direct",
+                            "aiohttp direct",
                             d50,
-                            note=f"p50 per request, {total} requests",
+                            note=f"p50 per request, {n} requests",
                             extra={
                                 "overhead_p50_ms": round((o50 - d50) * 1e3, 3),
                                 "ours_p99_ms": round(o99 * 1e3, 3),
@@ -449,6 +484,7 @@ def run(quick: bool = False) -> list[Case]:
 
     with threadpoolctl.threadpool_limits(1):
         cases = _overhead(200 if quick else 2000)
+        cases += _overhead(None, (16, 64), MODEL_DELAY_MS)
         cases += _clustering(200 if quick else 1000, repeat=3)
         cases += _cache(10_000 if quick else 100_000, sample=3 if quick else 5)
     return cases

@@ -502,10 +502,16 @@ class LoopbackServer:
 
 
 if __name__ == "__main__":  # a stand-alone loopback, for benchmarks: prints its base URL
+    import argparse
     import signal
     import sys
 
-    srv = LoopbackServer(api_key=None, flavour="openai").start()
+    cli = argparse.ArgumentParser(description="A loopback OpenAI-compatible server")
+    cli.add_argument(
+        "--delay-ms", type=float, default=0.0, help="time every answer takes (a model's)"
+    )
+    delay_s = cli.parse_args().delay_ms / 1e3
+    srv = LoopbackServer(api_key=None, flavour="openai", delay_s=delay_s).start()
     print(srv.openai_url, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -85,6 +85,10 @@ class Collection:
         """Insert or replace one document (one transaction; committed on return)."""
         self.store.put(self.kind, id, doc, arrays)
 
+    def check_write(self) -> None:
+        """Raise now if a write of this kind would be refused (:meth:`StoreBase.check_write`)."""
+        self.store.check_write(self.kind)
+
     def put_many(self, items: Sequence[tuple[str | int, dict[str, Any]]]) -> None:
         """Insert or replace ``(id, doc)`` documents in one transaction, in order."""
         self.store.put_many(self.kind, [(id, doc, None) for id, doc in items])

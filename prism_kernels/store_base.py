@@ -221,7 +221,11 @@ class StoreBase:
         """Call ``check(kind)`` before every write (``put``, ``delete``); it raises to refuse."""
         self._write_checks.append(check)
 
-    def _check_write(self, kind: str) -> None:
+    def check_write(self, kind: str) -> None:
+        """Run the write checks for ``kind`` now, in the caller's context (they may raise).
+
+        Every write runs them; a write made later by another thread (:mod:`prism_kernels.write_behind`)
+        runs them when it is queued, where the context they read (the dashboard session) is."""
         for check in self._write_checks:
             check(kind)
 
@@ -242,7 +246,7 @@ class StoreBase:
     ) -> None:
         """Insert or replace ``(id, doc, arrays)`` documents in one transaction (all or none),
         in order, then apply the kind's bound once: one commit for many rows."""
-        self._check_write(kind)
+        self.check_write(kind)
         rows = []
         for id, doc, arrays in items:
             key = str(id)
@@ -317,7 +321,7 @@ class StoreBase:
 
     def delete(self, kind: str, id: str | int) -> bool:
         """Delete one document; ``True`` when something was deleted."""
-        self._check_write(kind)
+        self.check_write(kind)
         key = str(id)
         if "\x00" in key:
             return False

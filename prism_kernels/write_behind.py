@@ -2,8 +2,12 @@
 
 For bookkeeping rows that a request must not wait for, such as the LLM usage and cache rows:
 the request answers from memory (the usage ledger, the response cache) and its rows reach the
-store a moment later, in the order they were queued. This is how LiteLLM's proxy writes spend
-logs. The difference: a row waits milliseconds here, not a batch interval.
+store a moment later, each collection's in the order they were queued. LiteLLM's proxy batches
+its spend logs the same way, every ``proxy_batch_write_at`` seconds; a row waits milliseconds
+here.
+
+- The store's write checks (a readonly dashboard session may not store) run when a row is
+  queued, in the caller's context, and raise there as a direct write would.
 
 - :meth:`WriteBehind.flush` waits until everything queued so far is written.
 - :meth:`WriteBehind.close` flushes, then stops the thread. Call it before the store closes: a
@@ -30,6 +34,8 @@ __all__ = ["WriteBehind"]
 
 class _Writable(Protocol):
     kind: str
+
+    def check_write(self) -> None: ...
 
     def put(self, id: str | int, doc: dict[str, Any]) -> None: ...
 
@@ -72,17 +78,19 @@ class WriteBehind:
         """Rows queued and not yet written."""
         return len(self._pending) + self._busy
 
-    def put(self, collection: _Writable, id: str | int, doc: dict[str, Any]) -> None:
-        """Queue ``collection.put(id, doc)``; written in the caller when closed or full."""
+    def put(self, collection: _Writable, doc_id: str | int, doc: dict[str, Any]) -> None:
+        """Queue ``collection.put(doc_id, doc)``; written in the caller when closed or full. The
+        store's write checks run here, in the caller's context (they may raise)."""
+        collection.check_write()
         with self._cond:
             if not self._closed and len(self._pending) < self.max_pending:
-                self._pending.append((collection, id, doc))
+                self._pending.append((collection, doc_id, doc))
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                     self._thread.start()
                 self._cond.notify_all()
                 return
-        self._write(collection, id, doc)
+        self._write(collection, doc_id, doc)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row queued so far is written; False if ``timeout`` (s) ran out."""
@@ -98,11 +106,11 @@ class WriteBehind:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    def _write(self, collection: _Writable, id: str | int, doc: dict[str, Any]) -> None:
+    def _write(self, collection: _Writable, doc_id: str | int, doc: dict[str, Any]) -> None:
         try:
-            collection.put(id, doc)
+            collection.put(doc_id, doc)
         except Exception:  # the request that queued it has answered: log, count, go on
-            log.exception("a queued %s row (%s) was not written", collection.kind, id)
+            log.exception("a queued %s row (%s) was not written", collection.kind, doc_id)
             with self._cond:
                 self.failed += 1
         else:
@@ -113,14 +121,14 @@ class WriteBehind:
         """Each collection's rows in one transaction, in order; row by row if that fails (so
         one bad row costs only itself)."""
         groups: dict[int, tuple[_Writable, list[tuple[str | int, dict[str, Any]]]]] = {}
-        for collection, id, doc in batch:
-            groups.setdefault(id_of(collection), (collection, []))[1].append((id, doc))
+        for collection, doc_id, doc in batch:
+            groups.setdefault(id(collection), (collection, []))[1].append((doc_id, doc))
         for collection, items in groups.values():
             try:
                 collection.put_many(items)
             except Exception:
-                for id, doc in items:
-                    self._write(collection, id, doc)
+                for doc_id, doc in items:
+                    self._write(collection, doc_id, doc)
             else:
                 with self._cond:
                     self.written += len(items)
@@ -141,6 +149,3 @@ class WriteBehind:
             with self._cond:
                 self._busy = 0
                 self._cond.notify_all()
-
-
-id_of = id  # the builtin, under a name the loop's ``id`` variables do not shadow

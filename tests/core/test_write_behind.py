@@ -60,6 +60,9 @@ def test_a_full_queue_makes_the_caller_write(store):
     class Slow:  # a collection whose writes wait for the gate (a slow store)
         kind = "slow"
 
+        def check_write(self):
+            pass
+
         def put(self, id, doc):
             gate.wait(10)
             rows.put(id, doc)
@@ -84,4 +87,27 @@ def test_a_full_queue_makes_the_caller_write(store):
     gate.set()
     assert done.wait(10) and w.flush(10)
     assert sorted(i for i, _ in store.list("rows")) == ["caller", "first", "q1", "q2"]
+    w.close()
+
+
+def test_write_checks_run_in_the_callers_context(store):
+    """A refused write (a readonly dashboard session's) raises where the row is queued, as a
+    direct write would, and nothing is queued."""
+    import contextvars
+
+    readonly = contextvars.ContextVar("readonly", default=False)
+
+    def refuse(kind):
+        if readonly.get():
+            raise PermissionError(f"{kind}: readonly")
+
+    store.add_write_check(refuse)
+    rows = Collection(store, "rows")
+    w = WriteBehind("test-writes", linger_s=0.0)
+    w.put(rows, "allowed", {})
+    readonly.set(True)
+    with pytest.raises(PermissionError, match="rows: readonly"):
+        w.put(rows, "refused", {})
+    assert w.flush(10) and w.pending == 0
+    assert [i for i, _ in store.list("rows")] == ["allowed"]  # the thread's context: no flag
     w.close()

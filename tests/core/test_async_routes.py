@@ -11,7 +11,7 @@ import threading
 import pytest
 from pydantic import Field
 
-from prism_kernels.runtime import Runtime
+from prism_kernels.runtime import Runtime, get_runtime, set_runtime
 from prism_kernels.store import Store
 from widgets.server.app import INLINE_BODY_BYTES, ServerApp
 from widgets.server.config import Settings
@@ -44,9 +44,11 @@ async def wrong(req: Request) -> dict:
 
 @pytest.fixture(scope="module")
 def app():
+    before = get_runtime()  # a ServerApp installs its runtime as the process's: put it back
     a = ServerApp(Settings.from_env({}), Runtime(Store(":memory:")))
     yield a
     a.stop()
+    set_runtime(before)
 
 
 def _req(app) -> Request:

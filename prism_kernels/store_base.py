@@ -108,7 +108,7 @@ class Statements:
         The column that orders rows inserted at the same time: SQLite's ``rowid``, an identity
         column on PostgreSQL. A replaced document keeps it (an upsert, not delete and insert).
     param : str
-        The driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg).
+        The driver's parameter marker (``?`` for sqlite3, ``%s`` for psycopg).
     """
 
     def __init__(self, table: str, seq: str, param: str) -> None:

@@ -120,6 +120,20 @@ class RedisServer:
         self.stop()
 
 
+def redis_contents(client) -> bytes:
+    """Every key and every string or hash value in ``client``'s database, concatenated: what a
+    search for a leaked secret has to look through."""
+    blob = b""
+    for key in client.scan_iter(count=1000):
+        blob += key
+        kind = client.type(key)
+        if kind == b"hash":
+            blob += b"".join(f + v for f, v in client.hgetall(key).items())
+        elif kind == b"string":
+            blob += client.get(key) or b""
+    return blob
+
+
 def require_redis() -> None:
     """Skip (or fail, under CI) when Debian's ``redis-server`` is not installed."""
     if not Path(REDIS_SERVER).exists():

@@ -359,13 +359,17 @@ class LlmRouter:
         """
         self._attached.add(loop if loop is not None else asyncio.get_running_loop())
 
+    @staticmethod
+    def _running_loop() -> asyncio.AbstractEventLoop | None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
     def _on_router_loop(self) -> bool:
         """Whether the running loop is one that router coroutines run on directly."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return loop is self._loop or loop in self._attached
+        loop = self._running_loop()
+        return loop is not None and (loop is self._loop or loop in self._attached)
 
     async def _submit(self, coro):
         if self._on_router_loop():
@@ -424,20 +428,13 @@ class LlmRouter:
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(close_here())  # stopped (a server shutting down)
                 return
-            if loop.is_running() and not self._runs_in(loop):
+            if loop.is_running() and self._running_loop() is not loop:
                 asyncio.run_coroutine_threadsafe(close_here(), loop).result(5)
                 return
         except (concurrent.futures.TimeoutError, RuntimeError):
             pass
         for p in self._providers.values():  # closed, or this very thread: nothing to await
             p.drop_sessions()
-
-    @staticmethod
-    def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
-        try:
-            return asyncio.get_running_loop() is loop
-        except RuntimeError:
-            return False
 
     def __enter__(self) -> LlmRouter:
         return self

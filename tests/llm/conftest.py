@@ -29,3 +29,28 @@ def anthropic_server():
     """A loopback Anthropic server requiring ``ANTHROPIC_KEY``."""
     with LoopbackServer(api_key=ANTHROPIC_KEY, models=["claude-loop"], flavour="anthropic") as s:
         yield s
+
+
+def models_env(
+    tmp_path, url: str, budget: str | None = None, key: str = OPENAI_KEY
+) -> dict[str, str]:
+    """The environment of a models file with a priced ``small`` (the default) and ``large``
+    model on the OpenAI-compatible server at ``url`` (its key ``key``), no retries; ``budget``
+    in USD."""
+    cfg = tmp_path / "models.yaml"
+    cfg.write_text(
+        f"""
+endpoints:
+  openai: {{provider: openai, base_url: "{url}", api_key_env: OPENAI_API_KEY}}
+models:
+  small: {{endpoint: openai, model: loop-small, price_in_per_1k: 1.0, price_out_per_1k: 2.0}}
+  large: {{endpoint: openai, model: loop-large, price_in_per_1k: 10.0, price_out_per_1k: 20.0,
+           weight: 3.0}}
+default_model: small
+router: {{max_retries: 0}}
+"""
+    )
+    env = {"OPENAI_API_KEY": key, "PRISM_LLM_CONFIG": str(cfg)}
+    if budget is not None:
+        env["PRISM_LLM_BUDGET_USD"] = budget
+    return env

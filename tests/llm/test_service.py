@@ -13,35 +13,15 @@ from prism_kernels.llm.config import load_config
 from prism_kernels.llm.service import LlmService
 from prism_kernels.llm.usage import BudgetExceeded, key_id
 from prism_kernels.store import Store
-from tests.llm.conftest import OPENAI_KEY
+from tests.llm.conftest import OPENAI_KEY, models_env
 
 CALLER = "caller-key-NEVER-STORED-42"
 Q = "What is the capital of France?"
 
 
-def _yaml(tmp_path, url: str, budget: str | None = None) -> dict[str, str]:
-    cfg = tmp_path / "models.yaml"
-    cfg.write_text(
-        f"""
-endpoints:
-  openai: {{provider: openai, base_url: "{url}", api_key_env: OPENAI_API_KEY}}
-models:
-  small: {{endpoint: openai, model: loop-small, price_in_per_1k: 1.0, price_out_per_1k: 2.0}}
-  large: {{endpoint: openai, model: loop-large, price_in_per_1k: 10.0, price_out_per_1k: 20.0,
-           weight: 3.0}}
-default_model: small
-router: {{max_retries: 0}}
-"""
-    )
-    env = {"OPENAI_API_KEY": OPENAI_KEY, "PRISM_LLM_CONFIG": str(cfg)}
-    if budget is not None:
-        env["PRISM_LLM_BUDGET_USD"] = budget
-    return env
-
-
 @pytest.fixture
 def svc(openai_server, tmp_path):
-    s = LlmService(env=_yaml(tmp_path, openai_server.openai_url), discover=False)
+    s = LlmService(env=models_env(tmp_path, openai_server.openai_url), discover=False)
     yield s
     s.close()
 
@@ -114,7 +94,9 @@ def test_rejected_requests_change_nothing(svc, openai_server):
 
 
 def test_budget_per_key(openai_server, tmp_path):
-    s = LlmService(env=_yaml(tmp_path, openai_server.openai_url, budget="0.01"), discover=False)
+    s = LlmService(
+        env=models_env(tmp_path, openai_server.openai_url, budget="0.01"), discover=False
+    )
     spent = 0.0
     while spent < 0.01:
         r = s.query("Tell me a long story.", model="large", cache=False, key=CALLER)
@@ -151,7 +133,7 @@ def test_stream_chunks_then_done(svc, openai_server):
 
 
 def test_state_survives_a_restart_and_keys_are_not_stored(openai_server, tmp_path):
-    env = _yaml(tmp_path, openai_server.openai_url)
+    env = models_env(tmp_path, openai_server.openai_url)
     path = tmp_path / "store.sqlite"
     store = Store(path)
     s = LlmService(store=store, env=env, discover=False)

@@ -14,8 +14,9 @@ import redis
 
 from prism_kernels.events import EventBus
 from prism_kernels.llm.service import LlmService
+from tests.llm.conftest import models_env
 from tests.llm.loopback import LoopbackServer
-from tests.redisserver import redis_server, start_redis  # noqa: F401
+from tests.redisserver import redis_contents, redis_server, start_redis  # noqa: F401
 from widgets.server.redis_link import RedisLink
 from widgets.server.redis_relay import RedisRelay
 
@@ -116,25 +117,10 @@ def test_local_events_without_redis_and_reconnect(tmp_path, prefix):
         srv.stop()
 
 
-def _yaml(tmp_path, url: str) -> dict[str, str]:
-    cfg = tmp_path / "models.yaml"
-    cfg.write_text(
-        f"""
-endpoints:
-  openai: {{provider: openai, base_url: "{url}", api_key_env: OPENAI_API_KEY}}
-models:
-  small: {{endpoint: openai, model: loop-small, price_in_per_1k: 1.0, price_out_per_1k: 2.0}}
-default_model: small
-router: {{max_retries: 0}}
-"""
-    )
-    return {"OPENAI_API_KEY": OPENAI_KEY, "PRISM_LLM_CONFIG": str(cfg)}
-
-
 def test_llm_cache_entry_is_a_hit_in_the_other_process(redis_server, prefix, tmp_path):  # noqa: F811
     caller = "caller-key-NEVER-IN-REDIS-77"
     with LoopbackServer(api_key=OPENAI_KEY, flavour="openai") as oa:
-        env = _yaml(tmp_path, oa.openai_url)
+        env = models_env(tmp_path, oa.openai_url, key=OPENAI_KEY)
         (bus_a, relay_a, _), (bus_b, relay_b, in_b) = _pair(redis_server.url, prefix)
         svc_a = LlmService(bus=bus_a, env=env, discover=False)
         svc_b = LlmService(bus=bus_b, env=env, discover=False)
@@ -180,14 +166,7 @@ def test_llm_cache_entry_is_a_hit_in_the_other_process(redis_server, prefix, tmp
             svc_c.close()
             # no secret anywhere in Redis (keys or values)
             r_ = redis.Redis.from_url(redis_server.url)
-            blob = b""
-            for k in r_.scan_iter(count=1000):
-                blob += k
-                kind = r_.type(k)
-                if kind == b"hash":
-                    blob += b"".join(a + b for a, b in r_.hgetall(k).items())
-                elif kind == b"string":
-                    blob += r_.get(k) or b""
+            blob = redis_contents(r_)
             r_.close()
             for secret in (caller, OPENAI_KEY):
                 assert secret.encode() not in blob

@@ -15,7 +15,7 @@ import redis
 from websockets.sync.client import connect
 
 from tests.llm.loopback import LoopbackServer
-from tests.redisserver import start_redis
+from tests.redisserver import redis_contents, start_redis
 from tests.serverutil import KEYS, PrismServer
 
 OPENAI_KEY = "sk-test-OPENAI-servers-0123456789SECRET"
@@ -157,17 +157,10 @@ def test_no_secret_in_redis(fleet):
         c.get("/api/v1/whoami")
     time.sleep(1.5)
     r = redis.Redis.from_url(fleet["redis"].url)
-    blob = b""
     keys = list(r.scan_iter(count=1000))
     assert any(k.startswith(b"prism:rl:") for k in keys)
     assert any(k.startswith(b"prism:fleet:") for k in keys)
-    for k in keys:
-        blob += k
-        kind = r.type(k)
-        if kind == b"hash":
-            blob += b"".join(x + y for x, y in r.hgetall(k).items())
-        elif kind == b"string":
-            blob += r.get(k) or b""
+    blob = redis_contents(r)
     r.close()
     for secret in (*KEYS.values(), OPENAI_KEY):
         assert secret.encode() not in blob

@@ -415,21 +415,16 @@ def _pin(proc: subprocess.Popen, cores: set[int] | None) -> None:
         os.sched_setaffinity(proc.pid, cores)
 
 
-def _load(
-    port: int, path: str, key: str | None, duration: float, connections: int, cores, server_pid
+def _python_client(
+    port: int,
+    path: str,
+    key: str | None,
+    duration: float,
+    connections: int,
+    cores: set[int] | None = None,
 ) -> dict:
-    """One run of the load client; with the server's CPU time spent per request (which other
-    processes sharing the core do not inflate, unlike requests/s)."""
-    import psutil
-
-    server = psutil.Process(server_pid)
-    cpu0 = sum(server.cpu_times()[:2])
-    wrk = shutil.which("wrk")
-    if wrk:
-        result = _wrk(wrk, port, path, key, duration, connections, cores)
-        cpu = sum(server.cpu_times()[:2]) - cpu0
-        result["server_cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
-        return result
+    """One run of this module's Python load client in a process of its own (pinned to
+    ``cores`` when given): the fields of :func:`_client_main`."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -447,7 +442,25 @@ def _load(
     )
     _pin(proc, cores)
     out, _ = proc.communicate(timeout=duration + 120)
-    result = json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _load(
+    port: int, path: str, key: str | None, duration: float, connections: int, cores, server_pid
+) -> dict:
+    """One run of the load client; with the server's CPU time spent per request (which other
+    processes sharing the core do not inflate, unlike requests/s)."""
+    import psutil
+
+    server = psutil.Process(server_pid)
+    cpu0 = sum(server.cpu_times()[:2])
+    wrk = shutil.which("wrk")
+    if wrk:
+        result = _wrk(wrk, port, path, key, duration, connections, cores)
+        cpu = sum(server.cpu_times()[:2]) - cpu0
+        result["server_cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
+        return result
+    result = _python_client(port, path, key, duration, connections, cores)
     cpu = sum(server.cpu_times()[:2]) - cpu0
     result["server_cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
     return result
@@ -589,23 +602,7 @@ def _http_load(port: int, path: str, duration: float, connections: int) -> dict[
     wrk = shutil.which("wrk")
     if wrk:
         return _wrk(wrk, port, path, None, duration, connections, None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.load",
-            "--client",
-            str(port),
-            path,
-            "",
-            str(duration),
-            str(connections),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 120,
-    )
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "client": "python"}
+    return {**_python_client(port, path, None, duration, connections), "client": "python"}
 
 
 def _server_processes(pid: int) -> list[Any]:

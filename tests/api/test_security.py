@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
 
 from tests.serverutil import KEYS, PrismServer
+from widgets.server.routing import WHOLE_BODY_BYTES
 
 BAD_CREDENTIALS = {
     "missing": {},
@@ -145,6 +147,43 @@ def test_413_json_for_oversized_body(strict_server):
             ).status_code
             == 200
         )
+
+
+def _in_pieces(data: bytes, size: int = 4096):
+    """``data`` as an iterator of pieces: httpx sends it chunked, with no Content-Length."""
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("pad", [0, 100 * 1024])  # under and over WHOLE_BODY_BYTES
+def test_a_body_is_answered_alike_whole_or_chunked(api, pad):
+    # A small body with a Content-Length is read whole before the handler runs; a chunked one
+    # (or one over WHOLE_BODY_BYTES) is streamed in: the answers are the same.
+    assert 0 < WHOLE_BODY_BYTES < 100 * 1024
+    doc = {"workload_size": 64, "benchmark_type": "fft"}
+    raw = json.dumps({**doc, "note": "x" * pad} if pad else doc).encode()
+    headers = {"Content-Type": "application/json"}
+    whole = api.post("/api/v1/gpu/benchmark", content=raw, headers=headers)
+    chunked = api.post("/api/v1/gpu/benchmark", content=_in_pieces(raw), headers=headers)
+    assert chunked.request.headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Length" not in chunked.request.headers
+    assert whole.status_code == chunked.status_code == 200, (whole.text, chunked.text)
+
+    def what_ran(r: httpx.Response) -> list[tuple]:
+        return [(d["benchmark_type"], d["size"], d["success"]) for d in r.json()["data"]]
+
+    assert what_ran(whole) == what_ran(chunked) == [("fft", 4096, True)]
+
+
+def test_413_json_for_oversized_chunked_body(strict_server):
+    # No Content-Length to refuse up front: the streamed handler counts the body as it comes.
+    with strict_server.client("admin") as c:
+        big = b'{"workload_size": 64, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        r = c.post(
+            "/api/v1/gpu/benchmark",
+            content=_in_pieces(big, 64 * 1024),
+            headers={"Content-Type": "application/json"},
+        )
+        assert assert_json_error(r, 413)["details"]["max_bytes"] == 1024 * 1024
 
 
 def test_400_names_the_field(api):

@@ -258,3 +258,22 @@ def test_trusted_proxies_setting():
         Settings.from_env(
             {"PRISM_TRUSTED_PROXIES": "10.0.0.0/33", "PRISM_API_KEYS": "key-12345678:admin"}
         )
+
+
+def test_whole_body_path_takes_small_declared_bodies_only():
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest
+
+    from widgets.server.routing import WholeBodyPath
+
+    rule = WholeBodyPath(r"/api/v1/.*$", max_bytes=1000)
+
+    def matches(path: str = "/api/v1/llm/query", **headers: str) -> bool:
+        h = HTTPHeaders({k.replace("_", "-"): v for k, v in headers.items()})
+        return rule.match(HTTPServerRequest("POST", path, headers=h)) is not None
+
+    assert matches()  # no body
+    assert matches(Content_Length="0") and matches(Content_Length="1000")
+    assert not matches(Content_Length="1001")  # streamed: counted as it arrives (413)
+    assert not matches(Transfer_Encoding="chunked")  # length unknown up front
+    assert not matches(Content_Length="12, 12") and not matches(Content_Length="-1")
+    assert not matches("/health", Content_Length="10")  # the path must match too

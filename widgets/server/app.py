@@ -60,6 +60,7 @@ from widgets.server.openapi import build_openapi
 from widgets.server.ratelimit import FailureThrottle, RateLimiter
 from widgets.server.routing import (
     API_PREFIX,
+    WHOLE_BODY_BYTES,
     ApiHandler,
     ApiRouter,
     JsonResponder,
@@ -67,6 +68,8 @@ from widgets.server.routing import (
     Request,
     Route,
     RouteGroup,
+    StreamedApiHandler,
+    WholeBodyPath,
     dumps,
     parse_body,
 )
@@ -394,12 +397,19 @@ class ServerApp:
     def tornado_routes(self) -> list[tuple]:
         """Every non-dashboard route, for ``extra_patterns`` (first match wins, so order matters)."""
         # The busiest first (Tornado tries the rules in order); every REST route is behind one
-        # rule (ApiRouter dispatches with a dict, not one regular expression per path).
+        # pattern (ApiRouter dispatches with a dict, not one regular expression per path), read
+        # whole or streamed by the body's declared size.
+        st, api = self.settings, {"app": self, "router": self.router}
         return [
             (r"/health/?$", HealthHandler, {"app": self}),
             (API_PREFIX + r"/ws/?$", EventSocket, {"app": self}),
             (API_PREFIX + r"/openapi\.json$", OpenApiHandler, {"app": self}),
-            (API_PREFIX + r"/.*$", ApiHandler, {"app": self, "router": self.router}),
+            (
+                WholeBodyPath(API_PREFIX + r"/.*$", min(WHOLE_BODY_BYTES, st.max_body_bytes)),
+                ApiHandler,
+                api,
+            ),
+            (API_PREFIX + r"/.*$", StreamedApiHandler, api),
             (r"/metrics/?$", MetricsHandler, {"app": self}),
             (r"/ws/?$", EventSocket, {"app": self}),
             (r"/$", IndexHandler, {"app": self}),
@@ -525,7 +535,9 @@ def tornado_routes() -> list[tuple]:
     """Routes of a server configured from the environment (``panel serve --plugins widgets.server``)."""
     app = ServerApp(Settings.from_env())
     IOLoop.current().add_callback(app.start_background, IOLoop.current())
-    return app.tornado_routes()
+    # Bokeh prefixes each pattern with a string: only the rules whose pattern is one (every API
+    # request is then streamed, as a large one always is).
+    return [r for r in app.tornado_routes() if isinstance(r[0], str)]
 
 
 def build_server(

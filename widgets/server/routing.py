@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.iostream import StreamClosedError
+from tornado.routing import PathMatches
 
 from widgets.server.errors import ApiError, from_exception, from_validation_error
 from widgets.server.jsonbody import parse_json
@@ -474,7 +475,9 @@ CORS_EXPOSE = (
 
 
 class ApiHandler(JsonResponder):
-    """Serves one :class:`Route` (plus 405 for the methods it lacks on the same path).
+    """Serves one :class:`Route` (plus 405 for the methods it lacks on the same path), for a
+    request whose body is small and declared up front (:class:`WholeBodyPath`): Tornado reads
+    it whole before the handler starts. Other bodies go to :class:`StreamedApiHandler`.
 
     Order of checks: body size (413), auth and failed-auth throttle (401, 429), role (403),
     rate limit (429), query (400), then in the executor: JSON with its bounds (400),
@@ -489,8 +492,6 @@ class ApiHandler(JsonResponder):
         self.routes_by_method: dict[str, Route] = {}
         self.route: Route | None = None
         self.t0 = time.perf_counter()
-        self._chunks: list[bytes] = []
-        self._size = 0
         self._too_large = False
         self._gone = False  # the client closed the connection (ends an event stream)
 
@@ -498,27 +499,10 @@ class ApiHandler(JsonResponder):
         self._gone = True
         super().on_connection_close()
 
-    # Bodies are streamed so an oversized one gets a JSON 413 instead of a dropped connection.
-    def prepare(self) -> None:
-        limit = self.app.settings.max_body_bytes
-        headers = self.request.headers
-        if "Content-Length" in headers:
-            length = headers["Content-Length"]
-            if length.isdigit() and int(length) > limit:
-                self._too_large = True
-        if self.request.method in ("POST", "PUT", "PATCH"):
-            # Let Tornado read up to 8x the limit before dropping the connection outright.
-            self.request.connection.set_max_body_size(max(limit * 8, 64 * 1024 * 1024))
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
-            return
-        self._size += len(chunk)
-        if self._size > self.app.settings.max_body_bytes:
-            self._too_large = True
-            self._chunks = []
-        else:
-            self._chunks.append(chunk)
+    def take_body(self) -> list[bytes]:
+        """The request body as chunks (joined where it is parsed)."""
+        body = self.request.body
+        return [body] if body else []
 
     async def _serve(self, *_: str) -> None:
         try:
@@ -560,8 +544,7 @@ class ApiHandler(JsonResponder):
                 identity=identity,
             )
             if route.is_async or route.offload or route.request is not None:
-                chunks, self._chunks = self._chunks, []  # joined in the executor, not here
-                result = await self.app.execute(route, req, chunks)
+                result = await self.app.execute(route, req, self.take_body())
             else:  # trivial and bodiless: answered here
                 result = route.call(req)
             if isinstance(result, EventStream):
@@ -667,7 +650,67 @@ class ApiHandler(JsonResponder):
         self.finish()
 
 
-ApiHandler = web.stream_request_body(ApiHandler)
+@web.stream_request_body
+class StreamedApiHandler(ApiHandler):
+    """:class:`ApiHandler` for a body that is large or of unknown length (chunked): it is
+    counted as it arrives, so an oversized one gets a JSON 413 instead of a dropped connection.
+
+    Small bodies do not come here: a streamed request costs the event loop three hand-overs
+    between Tornado's connection and the handler before the handler runs (its ``prepare``, the
+    body, the handler), a whole one one; under load each waits for a turn of the loop.
+    """
+
+    def initialize(self, app: Any, router: ApiRouter) -> None:  # type: ignore[override]
+        super().initialize(app, router)
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def prepare(self) -> None:
+        limit = self.app.settings.max_body_bytes
+        headers = self.request.headers
+        if "Content-Length" in headers:
+            length = headers["Content-Length"]
+            if length.isdigit() and int(length) > limit:
+                self._too_large = True
+        if self.request.method in ("POST", "PUT", "PATCH"):
+            # Let Tornado read up to 8x the limit before dropping the connection outright.
+            self.request.connection.set_max_body_size(max(limit * 8, 64 * 1024 * 1024))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(chunk)
+        if self._size > self.app.settings.max_body_bytes:
+            self._too_large = True
+            self._chunks = []
+        else:
+            self._chunks.append(chunk)
+
+    def take_body(self) -> list[bytes]:
+        chunks, self._chunks = self._chunks, []
+        return chunks
+
+
+WHOLE_BODY_BYTES = 64 * 1024  # larger (or chunked) request bodies are streamed
+
+
+class WholeBodyPath(PathMatches):
+    """Matches ``path_pattern`` for a request whose body Tornado may read whole before the
+    handler starts: a declared ``Content-Length`` of at most ``max_bytes`` (or none, and no
+    chunked transfer). Put before the same pattern for :class:`StreamedApiHandler`."""
+
+    def __init__(self, path_pattern: str, max_bytes: int) -> None:
+        super().__init__(path_pattern)
+        self.max_bytes = max_bytes
+
+    def match(self, request: Any) -> dict[str, Any] | None:
+        headers = request.headers
+        if "Transfer-Encoding" in headers:
+            return None
+        length = headers.get("Content-Length")
+        if length is not None and not (length.isdigit() and int(length) <= self.max_bytes):
+            return None
+        return super().match(request)
 
 
 class NotFoundHandler(JsonResponder):

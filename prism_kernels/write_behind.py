@@ -88,7 +88,11 @@ class WriteBehind:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                     self._thread.start()
-                self._cond.notify_all()
+                if len(self._pending) == 1:
+                    # Only the first row wakes the thread: it then lingers for the rest. Waking
+                    # it for every row would make it take the GIL from the caller (the server's
+                    # event loop) once per row, to go back to sleep.
+                    self._cond.notify_all()
                 return
         self._write(collection, doc_id, doc)
 

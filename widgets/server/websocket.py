@@ -29,6 +29,7 @@ event loop, so the socket's other subscriptions keep flowing; a socket holds at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -68,6 +69,13 @@ LLM_STREAM_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a thread without a loop (an executor thread)
+        return None
+
+
 class Hub:
     """The set of open sockets; forwards bus events to the subscribed ones on the IOLoop."""
 
@@ -75,6 +83,7 @@ class Hub:
         self.app = app
         self.clients: set[EventSocket] = set()
         self.per_key: Counter[str] = Counter()  # identity (key hash or address) -> open sockets
+        self.wanted: Counter[str] = Counter()  # event type -> open sockets subscribed to it
         self.loop: IOLoop | None = None
         self.token: int | None = None
 
@@ -94,6 +103,8 @@ class Hub:
     def discard(self, client: EventSocket) -> None:
         if client in self.clients:
             self.clients.discard(client)
+            self.wanted.subtract(client.subscriptions)
+            self.wanted += Counter()  # drops the types no socket wants any more
             ident = client.identity or ""
             self.per_key[ident] -= 1
             if self.per_key[ident] <= 0:
@@ -109,10 +120,31 @@ class Hub:
             self.app.runtime.bus.unsubscribe(self.token)
             self.token = None
 
+    def subscribe(self, client: EventSocket, types: set[str]) -> None:
+        """Add ``types`` to ``client``'s subscriptions (on the loop)."""
+        new = types - client.subscriptions
+        client.subscriptions |= new
+        if client in self.clients:
+            self.wanted.update(new)
+
+    def unsubscribe(self, client: EventSocket, types: set[str]) -> None:
+        """Remove ``types`` from ``client``'s subscriptions (on the loop)."""
+        gone = types & client.subscriptions
+        client.subscriptions -= gone
+        if client in self.clients:
+            self.wanted.subtract(gone)
+            self.wanted += Counter()
+
     def _on_event(self, event: Event) -> None:
-        # Called from any thread (executor threads publish); hop to the loop.
-        if self.loop is not None:
-            self.loop.add_callback(self._broadcast, event)
+        # Called from any thread (executor threads publish), once per event: an event no socket
+        # subscribes to (most of them) stops here, without waking the loop or encoding it.
+        loop = self.loop
+        if loop is None or not self.wanted.get(event.type):
+            return
+        if _running_loop() is loop.asyncio_loop:
+            loop.asyncio_loop.call_soon(self._broadcast, event)  # no wake-up write needed
+        else:
+            loop.add_callback(self._broadcast, event)
 
     def _broadcast(self, event: Event) -> None:
         text = dumps(event.to_message())
@@ -240,7 +272,7 @@ class EventSocket(websocket.WebSocketHandler):
             if types is None:
                 return
             if kind == "Subscribe":
-                self.subscriptions |= types
+                self.app.hub.subscribe(self, types)
                 self.reply(
                     {
                         "type": "Subscribed",
@@ -249,7 +281,7 @@ class EventSocket(websocket.WebSocketHandler):
                     }
                 )
             else:
-                self.subscriptions -= types
+                self.app.hub.unsubscribe(self, types)
                 self.reply(
                     {
                         "type": "Unsubscribed",

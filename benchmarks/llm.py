@@ -13,10 +13,11 @@
     overhead in milliseconds and the CPU milliseconds per request (this process plus the PRISM
     server's; the loopback's own CPU is left out, it is the same for all). The paths alternate,
     in two halves each. A first run has the loopback answer at once; a second, at 16 and 64 in
-    flight, has it take ``MODEL_DELAY_MS`` per answer, as a local model does, the callers
-    starting staggered over that time: with an instant provider, 16 or 64 requests in flight on
-    a 2-core machine that also runs the client and the provider measure CPU queueing, not what
-    a caller waits for.
+    flight, has it take ``MODEL_DELAY_MS`` per answer, as a local model does, each caller
+    sending one request every ``PACE`` answer times on its own clock (independent users; see
+    :data:`PACE`): with an instant provider, 16 or 64 requests in flight on a 2-core machine
+    that also runs the client and the provider measure CPU queueing, not what a caller waits
+    for.
 (b) semantic clustering of 1,000 answers to one prompt (25 different answers, each phrased
     with one of 8 templates; ground truth known): the same WordLlama embeddings (SIF weighting,
     the prompt as context), then ours (:func:`prism_kernels.llm.consensus.cluster` on the cosine
@@ -306,9 +307,15 @@ OVERHEAD_PROMPT = "Say hello."
 #: How long the loopback takes to answer in the second overhead run: a short answer from a
 #: local model. With an instant provider, 16 or 64 requests in flight on 2 shared cores measure
 #: CPU queueing (client, provider and server on the same cores), not what a caller waits for.
-#: The callers start staggered over one answer time, so requests arrive spread out as from
-#: independent users, not in lockstep bursts of the whole level.
 MODEL_DELAY_MS = 250.0
+#: In that run each caller sends one request every PACE answer times, on its own clock, the
+#: callers' clocks spread evenly over one period: independent users, each with at most one
+#: request in flight (``level`` x 1/PACE in flight on average). A closed loop (each caller asks
+#: again the moment it is answered) is unstable with a fixed answer time: callers delayed
+#: together stay together, and their bunches grow round after round. Through the server at 64
+#: in flight its p50 overhead rose from about 2 ms in the first second to 10-30 ms by the
+#: fifth (2026-11-30), so it measured how long the run lasted.
+PACE = 1.04
 
 
 @contextlib.contextmanager
@@ -335,15 +342,21 @@ def _percentiles(lat: list[float]) -> tuple[float, float]:
 
 
 async def _drive(
-    call: Callable[[], Awaitable[str]], total: int, concurrency: int, stagger_s: float = 0.0
+    call: Callable[[], Awaitable[str]], total: int, concurrency: int, period_s: float = 0.0
 ) -> list[float]:
-    """Per-request latencies (s) of ``total`` calls, ``concurrency`` in flight at once, the
-    callers' first calls spread evenly over ``stagger_s``."""
+    """Per-request latencies (s) of ``total`` calls from ``concurrency`` callers. Each caller
+    calls again as soon as it is answered or, with ``period_s``, once every ``period_s`` on its
+    own clock (at once if its answer came later), the callers' clocks spread evenly over one
+    period (see :data:`PACE`)."""
     lat: list[float] = []
+    start = time.perf_counter()
 
     async def worker(i: int, n: int) -> None:
-        await asyncio.sleep(stagger_s * i / concurrency)
-        for _ in range(n):
+        offset = period_s * i / concurrency
+        for k in range(n):
+            wait = start + offset + k * period_s - time.perf_counter()
+            if period_s and wait > 0:
+                await asyncio.sleep(wait)
             t0 = time.perf_counter()
             text = await call()
             lat.append(time.perf_counter() - t0)
@@ -364,14 +377,17 @@ def _cpu(server) -> float:
 
 
 def _threads(
-    call: Callable[[], str], total: int, concurrency: int, stagger_s: float = 0.0
+    call: Callable[[], str], total: int, concurrency: int, period_s: float = 0.0
 ) -> list[float]:
-    """Per-request latencies (s) of a blocking ``call`` from ``concurrency`` threads, their
-    first calls spread evenly over ``stagger_s``."""
+    """:func:`_drive` for a blocking ``call``, from ``concurrency`` threads: call ``k`` is
+    the ``k // concurrency``-th of caller ``k % concurrency``."""
+    start = time.perf_counter()
 
     def timed(k: int) -> float:
-        if k < concurrency:  # each thread's first call
-            time.sleep(stagger_s * k / concurrency)
+        i, round_ = k % concurrency, k // concurrency
+        wait = start + period_s * (i / concurrency + round_) - time.perf_counter()
+        if period_s and wait > 0:
+            time.sleep(wait)
         t0 = time.perf_counter()
         text = call()
         assert text == "Hello there!", text
@@ -396,7 +412,7 @@ def _overhead(
 
     cases = []
     answers_in = f", provider answering in {delay_ms:g} ms" if delay_ms else ""
-    stagger_s = delay_ms / 1e3
+    period_s = PACE * delay_ms / 1e3
     with _loopback(delay_ms) as base:
         env = {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "sk-bench-not-a-secret"}
         body = {"model": "loop-small", "messages": [{"role": "user", "content": OVERHEAD_PROMPT}]}
@@ -438,7 +454,7 @@ def _overhead(
                         ("server", call_server),
                     ):
                         c0 = _cpu(server)
-                        out[name] += await _drive(call, n // 2, level, stagger_s)
+                        out[name] += await _drive(call, n // 2, level, period_s)
                         cpu[name] += _cpu(server) - c0
                 return out
 
@@ -454,7 +470,7 @@ def _overhead(
                     cpu[k] = 0.0
                 lat = asyncio.run(measure(level))
                 c0 = _cpu(server)
-                lat["service"] = _threads(service_call, n, level, stagger_s)
+                lat["service"] = _threads(service_call, n, level, period_s)
                 cpu["service"] = _cpu(server) - c0
                 d50, d99 = _percentiles(lat["direct"])
                 for name, what in (

@@ -257,7 +257,9 @@ settings = Settings.from_env(
     {"PRISM_API_KEYS": "deployment-test-key:admin"}, address="127.0.0.1", port=0
 )
 app, server = build_server(settings, verbose=False)
-rules = [(r[0], r[1].__name__) for r in app.tornado_routes()]
+# a rule's first item is its path pattern, or a matcher of one (WholeBodyPath)
+rules = [(getattr(r[0], "regex", r[0]), r[1].__name__) for r in app.tornado_routes()]
+rules = [(p if isinstance(p, str) else p.pattern, name) for p, name in rules]
 for rule in server._tornado.wildcard_router.rules:
     regex = getattr(rule.matcher, "regex", None)
     if regex is not None:

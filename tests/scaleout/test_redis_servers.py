@@ -14,6 +14,7 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
+from tests.llm.conftest import models_env
 from tests.llm.loopback import LoopbackServer
 from tests.redisserver import redis_contents, start_redis
 from tests.serverutil import KEYS, PrismServer
@@ -40,22 +41,10 @@ def fleet(tmp_path_factory):
     root = tmp_path_factory.mktemp("redis-servers")
     srv = start_redis(root / "redis")
     with LoopbackServer(api_key=OPENAI_KEY, flavour="openai") as oa:
-        cfg = root / "models.yaml"
-        cfg.write_text(
-            f"""
-endpoints:
-  openai: {{provider: openai, base_url: "{oa.openai_url}", api_key_env: OPENAI_API_KEY}}
-models:
-  small: {{endpoint: openai, model: loop-small}}
-default_model: small
-router: {{max_retries: 0}}
-"""
-        )
         env = {
             "PRISM_REDIS_URL": srv.url,
             "PRISM_RATE_BURST": str(BURST),
-            "OPENAI_API_KEY": OPENAI_KEY,
-            "PRISM_LLM_CONFIG": str(cfg),
+            **models_env(root, oa.openai_url, key=OPENAI_KEY),
         }
         servers = [
             PrismServer(data_dir=root / name, dashboards=False, rate_limit=RATE, extra_env=env)

@@ -103,8 +103,7 @@ class Hub:
     def discard(self, client: EventSocket) -> None:
         if client in self.clients:
             self.clients.discard(client)
-            self.wanted.subtract(client.subscriptions)
-            self.wanted += Counter()  # drops the types no socket wants any more
+            self._unwant(client.subscriptions)
             ident = client.identity or ""
             self.per_key[ident] -= 1
             if self.per_key[ident] <= 0:
@@ -132,8 +131,11 @@ class Hub:
         gone = types & client.subscriptions
         client.subscriptions -= gone
         if client in self.clients:
-            self.wanted.subtract(gone)
-            self.wanted += Counter()
+            self._unwant(gone)
+
+    def _unwant(self, types: set[str]) -> None:
+        self.wanted.subtract(types)
+        self.wanted += Counter()  # drops the types no socket wants any more
 
     def _on_event(self, event: Event) -> None:
         # Called from any thread (executor threads publish), once per event: an event no socket
